@@ -1,0 +1,25 @@
+"""keras_stochastic: probabilistic (stochastic-weight) layers for Keras 3."""
+
+from keras_stochastic import callbacks
+from keras_stochastic import diagnostics
+from keras_stochastic import kl
+from keras_stochastic import layers
+from keras_stochastic import priors
+from keras_stochastic.inference import kl_divergence
+from keras_stochastic.inference import predict_mc
+from keras_stochastic.inference import set_inference
+from keras_stochastic.inference import set_kl_weight
+from keras_stochastic.version import __version__
+
+__all__ = [
+    "__version__",
+    "callbacks",
+    "diagnostics",
+    "kl",
+    "kl_divergence",
+    "layers",
+    "predict_mc",
+    "priors",
+    "set_inference",
+    "set_kl_weight",
+]

@@ -1,0 +1,81 @@
+"""Random draws shared by every estimator.
+
+Two choices here are about speed on CPU, where drawing noise is the dominant
+cost of a stochastic layer (see `benchmarks/RESULTS.md`):
+
+- Gaussian noise is a Box-Muller transform of `keras.random.uniform` draws that
+  uses both outputs of each pair. On the TensorFlow CPU kernels this costs
+  ~60% of `keras.random.normal` for the same number of values and has the same
+  2**-23 resolution (and so the same |z| <= 5.6 tail truncation) as the
+  TensorFlow kernel, which is itself a Box-Muller transform of 23-bit uniforms.
+- Rademacher signs take 16 independent bits from each integer draw.
+
+Every draw takes a `keras.random.SeedGenerator`; there is no unseeded draw.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class PredrawnSeed(keras.random.SeedGenerator):
+    """A seed drawn ahead of time, for draws inside `ops.cond` branches.
+
+    JAX cannot advance a generator's state inside a traced branch (the new
+    state would leak out of `lax.cond`), so layers draw the seeds a branch needs
+    before the branch and hand them over in this wrapper. `keras.random`
+    functions accept it wherever they accept a `SeedGenerator`.
+    """
+
+    def __init__(self, value):  # noqa: D107 - no state variable on purpose
+        self._value = value
+
+    def next(self, ordered=True):
+        return self._value
+
+
+def predraw(seed_generator, count):
+    """Draws `count` seeds from `seed_generator` now, for use in a branch."""
+    return [PredrawnSeed(seed_generator.next()) for _ in range(count)]
+
+
+def _num_elements(shape):
+    if all(isinstance(dim, int) for dim in shape):
+        return math.prod(shape)
+    size = 1
+    for dim in shape:
+        size = size * dim
+    return size
+
+
+def normal(shape, seed, dtype="float32"):
+    """Standard normal draws of `shape` (static or dynamic)."""
+    size = _num_elements(shape)
+    half = (size + 1) // 2
+    uniform = keras.random.uniform((2, half), seed=seed, dtype="float32")
+    # 1 - u lies in (0, 1], so the log is finite.
+    radius = ops.sqrt(-2.0 * ops.log1p(-uniform[0]))
+    angle = (2.0 * np.pi) * uniform[1]
+    values = ops.concatenate(
+        [radius * ops.cos(angle), radius * ops.sin(angle)], axis=0
+    )
+    if isinstance(size, int) and size == 2 * half:
+        flat = values
+    else:
+        flat = values[:size]
+    return ops.cast(ops.reshape(flat, shape), dtype)
+
+
+def rademacher(shape, seed, dtype="float32"):
+    """Independent +-1 signs of `shape`, drawn as integers (never floats)."""
+    size = _num_elements(shape)
+    words = keras.random.randint(
+        ((size + 15) // 16, 1), 0, 65536, seed=seed, dtype="int32"
+    )
+    bits = ops.bitwise_and(
+        ops.right_shift(words, ops.arange(16, dtype="int32")), 1
+    )
+    bits = ops.reshape(bits, (-1,))[:size]
+    return ops.reshape(ops.cast(2 * bits - 1, dtype), shape)

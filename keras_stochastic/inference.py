@@ -1,0 +1,152 @@
+"""Model-level helpers: posterior predictive, KL, kl_weight and inference mode."""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_stochastic.layers.base_stochastic import StochasticLayer
+from keras_stochastic.layers.base_stochastic import validate_inference
+from keras_stochastic.layers.base_stochastic import validate_kl_weight
+
+
+def stochastic_layers(model):
+    """Every keras_stochastic layer in `model`, nested models and cells included."""
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, StochasticLayer)
+    ]
+    if not layers:
+        raise ValueError(
+            f"The model {model.name!r} contains no keras_stochastic layer. "
+            f"Received: model={model}"
+        )
+    return layers
+
+
+def set_kl_weight(model, kl_weight):
+    """Sets `kl_weight` on every stochastic layer of `model`.
+
+    The weights live in variables, so the change reaches train steps that are
+    already compiled (no need to recompile).
+
+    Args:
+        model: A Keras model (or layer) containing keras_stochastic layers.
+        kl_weight: Non-negative float; `1 / num_train_examples` makes the
+            training loss the negative ELBO per example.
+    """
+    kl_weight = validate_kl_weight(kl_weight)
+    for layer in stochastic_layers(model):
+        layer.kl_weight = kl_weight
+
+
+def set_inference(model, mode):
+    """Sets the inference mode (`"mean"` or `"sample"`) of every stochastic layer.
+
+    The mode lives in a variable read inside the layers' `call`, so it takes
+    effect even in a `predict` function that is already compiled.
+    """
+    mode = validate_inference(mode)
+    for layer in stochastic_layers(model):
+        layer.inference = mode
+
+
+def kl_divergence(model):
+    """Total KL(q || p) of `model`'s stochastic layers, without their kl_weights.
+
+    Returns:
+        A float32 scalar tensor. Layers with Monte Carlo KLs draw a fresh
+        weight sample for it.
+    """
+    total = None
+    for layer in stochastic_layers(model):
+        if not layer.built:
+            raise ValueError(
+                f"Layer {layer.name!r} is not built yet; call the model on data "
+                "(or build it) before asking for its KL divergence."
+            )
+        value = layer.kl_divergence()
+        total = value if total is None else total + value
+    return total
+
+
+def _probabilities(outputs):
+    outputs = np.asarray(outputs, dtype="float64")
+    if outputs.shape[-1] == 1:
+        return 1.0 / (1.0 + np.exp(-outputs))
+    shifted = outputs - outputs.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def predict_mc(
+    model, x, num_samples=20, batch_size=None, from_logits=False, return_std=False
+):
+    """Monte Carlo posterior predictive: the mean of `num_samples` sampled predictions.
+
+    Every stochastic layer samples (whatever its `inference` mode, restored
+    afterwards); other layers stay in inference mode (BatchNormalization uses
+    its moving statistics, Dropout is off). Each sample is one call of the
+    model's compiled `predict` function, so the cost is `num_samples` times
+    that of one sampling `predict`.
+
+    Args:
+        model: A Keras model with keras_stochastic layers.
+        x: Input data, as accepted by `model.predict`.
+        num_samples: Positive integer, the number of posterior samples.
+        batch_size: Passed to `model.predict`.
+        from_logits: If `True`, each sample's outputs are turned into
+            probabilities before averaging (softmax over the last axis, or a
+            sigmoid when it has one unit), as the posterior predictive needs.
+        return_std: If `True`, also returns the standard deviation across
+            samples (of probabilities when `from_logits`).
+
+    Returns:
+        The mean prediction (NumPy, float64, the structure of the model's
+        outputs), and with `return_std`, a `(mean, std)` tuple.
+    """
+    if (
+        not isinstance(num_samples, numbers.Integral)
+        or isinstance(num_samples, bool)
+        or num_samples < 1
+    ):
+        raise ValueError(
+            "Argument `num_samples` must be a positive integer. "
+            f"Received: num_samples={num_samples!r}"
+        )
+    layers = stochastic_layers(model)
+    previous = [layer.inference for layer in layers]
+    total = total_sq = None
+    try:
+        for layer in layers:
+            layer.inference = "sample"
+        for _ in range(num_samples):
+            outputs = model.predict(x, batch_size=batch_size, verbose=0)
+            if from_logits:
+                outputs = keras.tree.map_structure(_probabilities, outputs)
+            else:
+                outputs = keras.tree.map_structure(
+                    lambda o: np.asarray(o, dtype="float64"), outputs
+                )
+            if total is None:
+                total = outputs
+                total_sq = keras.tree.map_structure(np.square, outputs)
+            else:
+                total = keras.tree.map_structure(np.add, total, outputs)
+                total_sq = keras.tree.map_structure(
+                    lambda acc, o: acc + np.square(o), total_sq, outputs
+                )
+    finally:
+        for layer, mode in zip(layers, previous):
+            layer.inference = mode
+    mean = keras.tree.map_structure(lambda t: t / num_samples, total)
+    if not return_std:
+        return mean
+    std = keras.tree.map_structure(
+        lambda sq, m: np.sqrt(np.maximum(sq / num_samples - np.square(m), 0.0)),
+        total_sq,
+        mean,
+    )
+    return mean, std

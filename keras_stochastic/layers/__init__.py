@@ -1,0 +1,37 @@
+"""Layers with random weights."""
+
+from keras_stochastic.layers.conv1d_flipout import Conv1DFlipout
+from keras_stochastic.layers.conv1d_local_reparameterization import (
+    Conv1DLocalReparameterization,
+)
+from keras_stochastic.layers.conv1d_reparameterization import Conv1DReparameterization
+from keras_stochastic.layers.conv2d_flipout import Conv2DFlipout
+from keras_stochastic.layers.conv2d_local_reparameterization import (
+    Conv2DLocalReparameterization,
+)
+from keras_stochastic.layers.conv2d_reparameterization import Conv2DReparameterization
+from keras_stochastic.layers.conv3d_flipout import Conv3DFlipout
+from keras_stochastic.layers.conv3d_local_reparameterization import (
+    Conv3DLocalReparameterization,
+)
+from keras_stochastic.layers.conv3d_reparameterization import Conv3DReparameterization
+from keras_stochastic.layers.dense_flipout import DenseFlipout
+from keras_stochastic.layers.dense_local_reparameterization import (
+    DenseLocalReparameterization,
+)
+from keras_stochastic.layers.dense_reparameterization import DenseReparameterization
+
+__all__ = [
+    "Conv1DFlipout",
+    "Conv1DLocalReparameterization",
+    "Conv1DReparameterization",
+    "Conv2DFlipout",
+    "Conv2DLocalReparameterization",
+    "Conv2DReparameterization",
+    "Conv3DFlipout",
+    "Conv3DLocalReparameterization",
+    "Conv3DReparameterization",
+    "DenseFlipout",
+    "DenseLocalReparameterization",
+    "DenseReparameterization",
+]

@@ -1,0 +1,141 @@
+"""Weight posteriors: the variables of `q(w)` and per-call views of it.
+
+A posterior object is owned by a layer. `build(layer, shape, ...)` creates its
+variables through `layer.add_weight` (so the layer tracks and saves them), and
+calling it returns a view for one layer call, with the mean kernel, a noise
+sampler and the variance in the layer's compute dtype, and the KL in float32.
+Parameters are float32 variables created with `autocast=False`, so the KL of a
+mixed-precision layer is computed from float32 values.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_stochastic import _random
+from keras_stochastic import priors as priors_lib
+
+# Added to softplus(rho) so that log(stddev) stays finite when softplus
+# underflows; TFP and Edward2 use a similar floor.
+STDDEV_FLOOR = 1e-7
+
+
+def get_stddev_initializer(identifier, name="kernel_stddev_initializer"):
+    """A positive number means a constant standard deviation."""
+    if isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
+        if not identifier > 0:
+            raise ValueError(
+                f"Argument `{name}` must produce positive standard deviations. "
+                f"Received: {name}={identifier}"
+            )
+        return keras.initializers.Constant(float(identifier))
+    try:
+        return keras.initializers.get(identifier)
+    except ValueError as error:
+        raise ValueError(
+            f"Argument `{name}` must be a positive float or a Keras "
+            f"initializer. Received: {name}={identifier!r}"
+        ) from error
+
+
+def inverse_softplus(values):
+    """`rho` with `softplus(rho) == values`, stable for large values."""
+    return values + ops.log(-ops.expm1(-values))
+
+
+class InverseSoftplusInitializer(keras.initializers.Initializer):
+    """Initializes `rho` so that `softplus(rho) + floor` follows `stddev_initializer`."""
+
+    def __init__(self, stddev_initializer, floor=STDDEV_FLOOR, name="kernel_stddev_initializer"):
+        self.stddev_initializer = stddev_initializer
+        self.floor = floor
+        self.name = name
+
+    def __call__(self, shape, dtype=None):
+        stddev = self.stddev_initializer(shape, dtype=dtype)
+        values = ops.convert_to_numpy(stddev)
+        if not np.all(values > self.floor):
+            raise ValueError(
+                f"Argument `{self.name}` must produce standard deviations "
+                f"greater than {self.floor}. Received values in "
+                f"[{values.min()}, {values.max()}] from {self.stddev_initializer}"
+            )
+        return inverse_softplus(ops.convert_to_tensor(values - self.floor, dtype))
+
+
+class GaussianWeights:
+    """One call's view of a mean-field Gaussian posterior."""
+
+    def __init__(self, mean, stddev, prior, dtype):
+        self._mean32 = ops.convert_to_tensor(mean)
+        self.stddev = stddev
+        self.prior = prior
+        self.dtype = dtype
+        self.mean = ops.cast(self._mean32, dtype)
+
+    @property
+    def inference_kernel(self):
+        return self.mean
+
+    @property
+    def variance(self):
+        return ops.cast(ops.square(self.stddev), self.dtype)
+
+    def noise(self, seed):
+        epsilon = _random.normal(self._mean32.shape, seed, self.dtype)
+        return ops.cast(self.stddev, self.dtype) * epsilon
+
+    def kl(self, seed):
+        return self.prior.kl(self._mean32, self.stddev, seed)
+
+
+class GaussianPosterior:
+    """Mean-field Gaussian `q(w) = N(mean, stddev^2)`, `stddev = softplus(rho) + 1e-7`.
+
+    Creates the variables `<prefix>_mean` (the trainable mean, initialized by
+    the layer's kernel initializer, regularized and constrained like a Keras
+    kernel) and `<prefix>_rho`.
+    """
+
+    default_inference = "mean"
+
+    def __init__(self, stddev_initializer, prior, prefix="kernel"):
+        self.prefix = prefix
+        self.stddev_initializer = get_stddev_initializer(
+            stddev_initializer, f"{prefix}_stddev_initializer"
+        )
+        self.prior = priors_lib.get(prior)
+
+    def build(self, layer, shape, initializer, regularizer=None, constraint=None):
+        self.mean = layer.add_weight(
+            name=f"{self.prefix}_mean",
+            shape=shape,
+            initializer=initializer,
+            regularizer=regularizer,
+            constraint=constraint,
+            autocast=False,
+        )
+        self.rho = layer.add_weight(
+            name=f"{self.prefix}_rho",
+            shape=shape,
+            initializer=InverseSoftplusInitializer(
+                self.stddev_initializer, name=f"{self.prefix}_stddev_initializer"
+            ),
+            autocast=False,
+        )
+
+    def stddev(self):
+        return ops.softplus(self.rho) + STDDEV_FLOOR
+
+    def __call__(self, dtype):
+        return GaussianWeights(self.mean, self.stddev(), self.prior, dtype)
+
+    def get_config(self):
+        return {
+            f"{self.prefix}_stddev_initializer": keras.initializers.serialize(
+                self.stddev_initializer
+            ),
+            "prior": priors_lib.serialize(self.prior),
+        }

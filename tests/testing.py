@@ -1,0 +1,49 @@
+"""Shared test helpers (the project's small TestCase toolkit)."""
+
+import keras
+import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="needs the TensorFlow backend"
+)
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def save_and_reload(model, tmp_path, name="model.keras"):
+    """`.keras` round trip with `safe_mode=True`."""
+    path = str(tmp_path / name)
+    model.save(path)
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def config_roundtrip(layer):
+    """Rebuilds `layer` from its config (through JSON-able serialization)."""
+    serialized = keras.saving.serialize_keras_object(layer)
+    return keras.saving.deserialize_keras_object(serialized)
+
+
+def sequential(layer, input_shape):
+    return keras.Sequential([keras.Input(input_shape), layer])
+
+
+def fit_steps(model, x, y, steps=1, batch_size=None, **compile_kwargs):
+    """Compiles with SGD + MSE (unless told otherwise) and runs `steps` batches."""
+    compile_kwargs.setdefault("optimizer", keras.optimizers.SGD(0.01))
+    compile_kwargs.setdefault("loss", "mse")
+    model.compile(**compile_kwargs)
+    batch_size = batch_size or len(x)
+    history = model.fit(
+        x, y, batch_size=batch_size, epochs=1, steps_per_epoch=steps, verbose=0
+    )
+    return history.history["loss"][-1]
+
+
+def sample_tolerance(std, n, sigmas=5.0):
+    """Tolerance for a sample mean of `n` draws with standard deviation `std`."""
+    return sigmas * std / np.sqrt(n)
