@@ -158,6 +158,11 @@ class StochasticLayer(keras.layers.Layer):
         self.add_loss(self._kl_weight * weights.kl(self.seed_generator))
         return self._finish(outputs)
 
+    def _prunable_variables(self):
+        """The kernel variables a pruning callback may mask (never biases)."""
+        mean = getattr(self.posterior, "mean", None)
+        return [mean] if mean is not None else []
+
     def kl_divergence(self):
         """KL(q || p) of the layer's weights, float32, without the kl_weight."""
         return self.posterior(self.compute_dtype).kl(self.seed_generator)

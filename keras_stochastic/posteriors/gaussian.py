@@ -1,12 +1,4 @@
-"""Weight posteriors: the variables of `q(w)` and per-call views of it.
-
-A posterior object is owned by a layer. `build(layer, shape, ...)` creates its
-variables through `layer.add_weight` (so the layer tracks and saves them), and
-calling it returns a view for one layer call, with the mean kernel, a noise
-sampler and the variance in the layer's compute dtype, and the KL in float32.
-Parameters are float32 variables created with `autocast=False`, so the KL of a
-mixed-precision layer is computed from float32 values.
-"""
+"""Mean-field Gaussian posterior (see `keras_stochastic.posteriors`)."""
 
 import numbers
 
