@@ -13,7 +13,8 @@ def loss_gradient_fn(model, loss_fn, variables):
     """Returns `f(x, y) -> [np.ndarray]`, gradients of `loss_fn(y, model(x, training=True))`.
 
     Only the data loss is differentiated: layer losses (KL terms) are left
-    out.
+    out. Loss functions that return per-example values (e.g. `"mse"`) are
+    averaged over the batch, as `fit` does.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -32,7 +33,7 @@ def _tensorflow_gradient_fn(model, loss_fn, variables):
     @tf.function(reduce_retracing=True)
     def gradients(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
+            loss = keras.ops.mean(loss_fn(y, model(x, training=True)))
         return tape.gradient(loss, [v.value for v in variables])
 
     def call(x, y):
@@ -55,7 +56,7 @@ def _jax_gradient_fn(model, loss_fn, variables):
         outputs, new_state = model.stateless_call(
             trainable_values, non_trainable_values, x, training=True
         )
-        return loss_fn(y, outputs), new_state
+        return keras.ops.mean(loss_fn(y, outputs)), new_state
 
     grad_fn = jax.jit(jax.grad(loss_and_state, has_aux=True))
 

@@ -81,6 +81,32 @@ def _probabilities(outputs):
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def _is_array_structure(x):
+    leaves = keras.tree.flatten(x)
+    return bool(leaves) and all(
+        hasattr(leaf, "shape") and hasattr(leaf, "__getitem__") and len(leaf.shape) > 0
+        for leaf in leaves
+    )
+
+
+def _sampled_outputs(model, x, num_samples, batch_size):
+    """Yields lists of `num_samples` sampled outputs, batch after batch.
+
+    Arrays are sliced once and each slice goes through the compiled
+    `predict_on_batch` function `num_samples` times, which avoids the fixed
+    cost of a `predict` call per sample; datasets and generators go through
+    `model.predict` once per sample.
+    """
+    if _is_array_structure(x):
+        size = keras.tree.flatten(x)[0].shape[0]
+        batch_size = batch_size or 32
+        for start in range(0, size, batch_size):
+            batch = keras.tree.map_structure(lambda a: a[start : start + batch_size], x)
+            yield [model.predict_on_batch(batch) for _ in range(num_samples)]
+    else:
+        yield [model.predict(x, batch_size=batch_size, verbose=0) for _ in range(num_samples)]
+
+
 def predict_mc(
     model, x, num_samples=20, batch_size=None, from_logits=False, return_std=False
 ):
@@ -88,15 +114,18 @@ def predict_mc(
 
     Every stochastic layer samples (whatever its `inference` mode, restored
     afterwards); other layers stay in inference mode (BatchNormalization uses
-    its moving statistics, Dropout is off). Each sample is one call of the
-    model's compiled `predict` function, so the cost is `num_samples` times
-    that of one sampling `predict`.
+    its moving statistics, Dropout is off). Each sample is one pass of the
+    model's compiled predict function over the data, so the cost is
+    `num_samples` sampling passes; for arrays, each batch is sliced once and
+    sampled `num_samples` times in a row.
 
     Args:
         model: A Keras model with keras_stochastic layers.
-        x: Input data, as accepted by `model.predict`.
+        x: Input data: arrays (or a structure of arrays, as the model takes),
+            or anything `model.predict` accepts (a dataset, a generator).
         num_samples: Positive integer, the number of posterior samples.
-        batch_size: Passed to `model.predict`.
+        batch_size: Batch size (default 32 for arrays; passed to
+            `model.predict` otherwise).
         from_logits: If `True`, each sample's outputs are turned into
             probabilities before averaging (softmax over the last axis, or a
             sigmoid when it has one unit), as the posterior predictive needs.
@@ -106,6 +135,13 @@ def predict_mc(
     Returns:
         The mean prediction (NumPy, float64, the structure of the model's
         outputs), and with `return_std`, a `(mean, std)` tuple.
+
+    Example:
+
+    ```python
+    probs, std = ks.predict_mc(model, x_test, num_samples=20, from_logits=True,
+                               return_std=True)
+    ```
     """
     if (
         not isinstance(num_samples, numbers.Integral)
@@ -116,37 +152,25 @@ def predict_mc(
             "Argument `num_samples` must be a positive integer. "
             f"Received: num_samples={num_samples!r}"
         )
+    transform = _probabilities if from_logits else lambda o: np.asarray(o, "float64")
     layers = stochastic_layers(model)
     previous = [layer.inference for layer in layers]
-    total = total_sq = None
+    means, stds = [], []
     try:
         for layer in layers:
             layer.inference = "sample"
-        for _ in range(num_samples):
-            outputs = model.predict(x, batch_size=batch_size, verbose=0)
-            if from_logits:
-                outputs = keras.tree.map_structure(_probabilities, outputs)
-            else:
-                outputs = keras.tree.map_structure(
-                    lambda o: np.asarray(o, dtype="float64"), outputs
-                )
-            if total is None:
-                total = outputs
-                total_sq = keras.tree.map_structure(np.square, outputs)
-            else:
-                total = keras.tree.map_structure(np.add, total, outputs)
-                total_sq = keras.tree.map_structure(
-                    lambda acc, o: acc + np.square(o), total_sq, outputs
-                )
+        for samples in _sampled_outputs(model, x, num_samples, batch_size):
+            samples = [keras.tree.map_structure(transform, s) for s in samples]
+            stacked = keras.tree.map_structure(lambda *s: np.stack(s), *samples)
+            means.append(keras.tree.map_structure(lambda s: s.mean(0), stacked))
+            if return_std:
+                stds.append(keras.tree.map_structure(lambda s: s.std(0), stacked))
     finally:
         for layer, mode in zip(layers, previous):
             layer.inference = mode
-    mean = keras.tree.map_structure(lambda t: t / num_samples, total)
-    if not return_std:
-        return mean
-    std = keras.tree.map_structure(
-        lambda sq, m: np.sqrt(np.maximum(sq / num_samples - np.square(m), 0.0)),
-        total_sq,
-        mean,
-    )
-    return mean, std
+
+    def concatenate(parts):
+        return keras.tree.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)
+
+    mean = concatenate(means)
+    return (mean, concatenate(stds)) if return_std else mean

@@ -131,14 +131,19 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier in _ALIASES:
         return _ALIASES[identifier]()
+    message = (
+        "Argument `prior` must be a `keras_stochastic.priors.Prior` instance, "
+        f"its serialized config, or one of {sorted(_ALIASES)}. "
+        f"Received: prior={identifier!r}"
+    )
     if isinstance(identifier, dict):
-        prior = keras.saving.deserialize_keras_object(identifier)
+        try:
+            prior = keras.saving.deserialize_keras_object(identifier)
+        except (TypeError, ValueError) as error:
+            raise ValueError(message) from error
         if isinstance(prior, Prior):
             return prior
-    raise ValueError(
-        "Argument `prior` must be a `keras_stochastic.priors.Prior` instance "
-        f"or one of {sorted(_ALIASES)}. Received: prior={identifier!r}"
-    )
+    raise ValueError(message)
 
 
 def serialize(prior):

@@ -8,9 +8,8 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
-    """Each test starts from float32 policy, fresh names and fresh seeds."""
+    """Each test starts from the float32 policy and fixed global seeds."""
     keras.config.set_dtype_policy("float32")
-    keras.utils.clear_session()
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
