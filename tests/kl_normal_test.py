@@ -89,3 +89,33 @@ def test_layer_kl_is_the_normal_kl_of_its_posterior():
     model = testing.sequential(layer, (4,))
     np.testing.assert_allclose(float(ks.kl_divergence(model)), expected, rtol=1e-6)
     assert math.isfinite(expected)
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_fused_posterior_gradient_matches_autodiff(square):
+    from keras import ops
+
+    from keras_stochastic.posteriors import gaussian
+
+    rng = np.random.default_rng(4)
+    mean = rng.normal(size=(5, 4))
+    rho = rng.normal(-1.0, 1.5, size=(5, 4))
+    weights = rng.normal(size=(5, 4)).astype("float32")
+    prior = 0.6
+
+    def fused(mean, rho):
+        out, kl = gaussian.normal_prior_stats(mean, rho, prior, square)
+        return ops.sum(out * weights) + 0.3 * kl
+
+    def plain(mean, rho):
+        stddev = ops.softplus(rho) + gaussian.STDDEV_FLOOR
+        out = ops.square(stddev) if square else stddev
+        return ops.sum(out * weights) + 0.3 * ks.kl.normal_kl(mean, stddev, prior)
+
+    np.testing.assert_allclose(
+        float(testing.to_numpy(fused(mean.astype("float32"), rho.astype("float32")))),
+        float(testing.to_numpy(plain(mean.astype("float32"), rho.astype("float32")))),
+        rtol=1e-5,
+    )
+    for got, expected in zip(testing.gradients(fused, mean, rho), testing.gradients(plain, mean, rho)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)

@@ -47,3 +47,22 @@ def fit_steps(model, x, y, steps=1, batch_size=None, **compile_kwargs):
 def sample_tolerance(std, n, sigmas=5.0):
     """Tolerance for a sample mean of `n` draws with standard deviation `std`."""
     return sigmas * std / np.sqrt(n)
+
+
+def gradients(fn, *args):
+    """Gradients of the scalar `fn(*args)` w.r.t. each NumPy argument."""
+    args = [np.asarray(a, "float32") for a in args]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            value = fn(*tensors)
+        return [np.asarray(g) for g in tape.gradient(value, tensors)]
+    if BACKEND == "jax":
+        import jax
+
+        grads = jax.grad(lambda *a: fn(*a), argnums=tuple(range(len(args))))(*args)
+        return [np.asarray(g) for g in grads]
+    pytest.skip(f"no gradient helper for backend {BACKEND}")
