@@ -158,8 +158,8 @@ class GaussianWeights:
 
     def kl(self, seed):
         if isinstance(self.prior, priors_lib.Normal):
-            square = True if True in self._stats else False
-            return self._stddev_or_variance(square)[1]
+            # Reuse whichever fused computation the estimator already made.
+            return self._stddev_or_variance(square=True in self._stats)[1]
         return self.prior.kl(self._mean32, self.stddev, seed)
 
 
