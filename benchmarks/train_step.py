@@ -49,6 +49,7 @@ Usage, from the repository root:
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -361,12 +362,17 @@ def measure(arch, variants, rounds, steps, warmup_rounds, hidden, jit_compile, s
             step_times[variant].extend(times)
             round_medians[variant].append(float(np.median(times)))
             fit_wall_per_step[variant].append(wall / len(timer.times))
+        print(
+            f"[train_step] {arch}: round {round_index + 1}/{warmup_rounds + rounds} done",
+            file=sys.stderr,
+            flush=True,
+        )
     results = {}
     for variant in names:
         if variant in failed:
             continue
         model = models[variant][0]
-        p25, median, p75 = _common.quantiles(step_times[variant])
+        p10, p25, median, p75 = _common.quantiles(step_times[variant], (0.1, 0.25, 0.5, 0.75))
         results[variant] = {
             "library": _library(variant),
             "estimator": _estimator(variant),
@@ -374,10 +380,12 @@ def measure(arch, variants, rounds, steps, warmup_rounds, hidden, jit_compile, s
             "num_parameters": int(model.count_params()),
             "jit_compile": _resolved_jit(model),
             "median_step_ms": 1e3 * median,
+            "p10_step_ms": 1e3 * p10,
             "p25_step_ms": 1e3 * p25,
             "p75_step_ms": 1e3 * p75,
             "num_steps": len(step_times[variant]),
             "round_median_step_ms": [1e3 * t for t in round_medians[variant]],
+            "step_times_ms": [round(1e3 * t, 4) for t in step_times[variant]],
             "median_fit_wall_per_step_ms": 1e3 * float(np.median(fit_wall_per_step[variant])),
         }
     return {
@@ -400,6 +408,7 @@ def _ratio(results, numerator, denominator):
         "numerator": numerator,
         "denominator": denominator,
         "ratio": a["median_step_ms"] / b["median_step_ms"],
+        "p10_ratio": a["p10_step_ms"] / b["p10_step_ms"],
         "per_round_min": float(per_round.min()),
         "per_round_median": float(np.median(per_round)),
         "per_round_max": float(per_round.max()),
@@ -489,7 +498,9 @@ def _markdown(payload):
                 [
                     f"{ratio['numerator']} / {ratio['denominator']}",
                     f"{ratio['ratio']:.2f}",
+                    f"{ratio['per_round_median']:.2f} "
                     f"[{ratio['per_round_min']:.2f}, {ratio['per_round_max']:.2f}]",
+                    f"{ratio['p10_ratio']:.2f}",
                     "" if bar is None else f"<= {bar}",
                     ""
                     if bar is None
@@ -497,7 +508,15 @@ def _markdown(payload):
                 ]
             )
         text += _common.markdown_table(
-            ["ratio", "median ratio", "per-round range", "bar", ""], rows
+            [
+                "ratio",
+                "ratio of medians",
+                "per-round ratios: median [range]",
+                "ratio of 10th percentiles",
+                "bar",
+                "",
+            ],
+            rows,
         )
         text += "\n"
     return text
