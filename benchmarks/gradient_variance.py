@@ -78,8 +78,9 @@ def _dense_layers(model):
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Layer)]
 
 
-def prepare_models(x, y, hidden, stddev, train_epochs, seed):
-    """The four models at shared weights (see the module docstring)."""
+def prepare_models(x, y, hidden, stddev, train_epochs, seed, kinds=None):
+    """The models of `kinds` (default: all four) at shared weights (see the module docstring)."""
+    kinds = kinds or list(ESTIMATORS) + [DETERMINISTIC]
     kl_weight = 1.0 / len(x)
     source = build_model("flipout", hidden, stddev, kl_weight, seed)
     source.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LOSS)
@@ -89,7 +90,7 @@ def prepare_models(x, y, hidden, stddev, train_epochs, seed):
             x, y, batch_size=64, epochs=train_epochs, verbose=0, shuffle=True
         ).history
     models = {}
-    for kind in list(ESTIMATORS) + [DETERMINISTIC]:
+    for kind in kinds:
         model = source if kind == "flipout" else build_model(
             kind, hidden, stddev, kl_weight, seed + 100
         )
@@ -190,7 +191,7 @@ def plot(table, sizes, path):
         values = np.asarray([by_size[n]["variance"] for n in sizes])
         errors = np.asarray([by_size[n]["variance_se"] for n in sizes])
         ax.errorbar(sizes_arr, values, yerr=errors, marker="o", capsize=3, label=kind)
-    stochastic = [k for k in table if k != DETERMINISTIC]
+    stochastic = [k for k in table if k != DETERMINISTIC] or list(table)
     anchor = np.mean([table[k][sizes[0]]["variance"] for k in stochastic])
     ax.plot(
         sizes_arr,
@@ -275,12 +276,21 @@ def main(argv=None):
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--hidden", default="512,512")
     parser.add_argument("--num-train", type=int, default=None, help="use the first K digits")
+    parser.add_argument(
+        "--estimators",
+        default=",".join(list(ESTIMATORS) + [DETERMINISTIC]),
+        help="comma list of models to measure",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     hidden = tuple(int(w) for w in args.hidden.split(","))
+    kinds = [k for k in args.estimators.split(",") if k]
+    for kind in kinds:
+        if kind not in list(ESTIMATORS) + [DETERMINISTIC]:
+            parser.error(f"unknown estimator {kind!r}")
     start = time.perf_counter()
     env = _common.environment()
     keras.utils.set_random_seed(args.seed)
@@ -288,7 +298,7 @@ def main(argv=None):
     if args.num_train:
         x, y = x[: args.num_train], y[: args.num_train]
     models, stddevs, history = prepare_models(
-        x, y, hidden, args.stddev, args.train_epochs, args.seed
+        x, y, hidden, args.stddev, args.train_epochs, args.seed, kinds
     )
     totals, per_layer = measure(models, x, y, sizes, args.draws, args.repeats, args.seed)
     table = normalized(totals, sizes)
