@@ -77,7 +77,8 @@ def normal_prior_stats(mean, rho, prior_stddev, square):
 
     `d rho = (d_out * (2 stddev if square else 1)
               + d_kl * (stddev / prior^2 - 1 / stddev)) * sigmoid(rho)`,
-    `d mean = d_kl * mean / prior^2`.
+    `d mean = d_kl * mean / prior^2`,
+    with the terms grouped to minimize weight-sized passes.
 
     On CPU, where weight-sized elementwise passes are a large part of a
     stochastic layer's step, this saves several passes per training step.
@@ -88,24 +89,32 @@ def normal_prior_stats(mean, rho, prior_stddev, square):
     @ops.custom_gradient
     def stats(mean, rho):
         stddev = softplus(rho) + STDDEV_FLOOR
+        variance = ops.square(stddev)
         kl = (
             size * (math.log(prior_stddev) - 0.5)
             - ops.sum(ops.log(stddev))
             + 0.5
             * inverse_prior_variance
-            * (ops.sum(ops.square(stddev)) + ops.sum(ops.square(mean)))
+            * (ops.sum(variance) + ops.sum(ops.square(mean)))
         )
-        outputs = ops.square(stddev) if square else stddev
+        outputs = variance if square else stddev
 
         def grad(*args, upstream=None):
             # TensorFlow passes one gradient per output, JAX one tuple.
             if upstream is None:
                 upstream = args[0] if len(args) == 1 else args
             d_out, d_kl = upstream
-            d_stddev = d_kl * (stddev * inverse_prior_variance - 1.0 / stddev)
-            if d_out is not None:
-                d_stddev = d_stddev + (d_out * (2.0 * stddev) if square else d_out)
-            return (d_kl * inverse_prior_variance) * mean, d_stddev * ops.sigmoid(rho)
+            # d stddev = stddev * (d_kl / prior^2 [+ 2 d_out]) [+ d_out] - d_kl / stddev,
+            # grouped so that each weight-sized pass does as much as it can.
+            scale = d_kl * inverse_prior_variance
+            if d_out is None:
+                d_stddev = stddev * scale
+            elif square:
+                d_stddev = stddev * (2.0 * d_out + scale)
+            else:
+                d_stddev = stddev * scale + d_out
+            d_stddev = d_stddev - d_kl / stddev
+            return scale * mean, d_stddev * ops.sigmoid(rho)
 
         return (outputs, kl), grad
 
