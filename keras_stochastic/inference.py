@@ -1,6 +1,8 @@
 """Model-level helpers: posterior predictive, KL, kl_weight and inference mode."""
 
+import contextlib
 import numbers
+import warnings
 
 import keras
 import numpy as np
@@ -51,6 +53,30 @@ def set_inference(model, mode):
     mode = validate_inference(mode)
     for layer in stochastic_layers(model):
         layer.inference = mode
+
+
+@contextlib.contextmanager
+def _switched_modes(layers, inference_mode=None, drop_mean_term=False):
+    """Sets the layers' inference mode (if given) and `_drop_mean_term`; restores both.
+
+    For measurements that need a mode on purpose, so the warning that variance
+    layers give in `"mean"` mode (their output ignores the input) is silenced.
+    """
+    previous = [(layer.inference, layer._drop_mean_term) for layer in layers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for layer in layers:
+                if inference_mode is not None:
+                    layer.inference = inference_mode
+                layer._drop_mean_term = drop_mean_term
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for layer, (mode, flag) in zip(layers, previous):
+                layer.inference = mode
+                layer._drop_mean_term = flag
 
 
 def kl_divergence(model):
