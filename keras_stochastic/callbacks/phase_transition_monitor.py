@@ -40,23 +40,23 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
       zero instead of around its mean (`theta -> 0`, variance kept). A layer
       whose accuracy survives this carries its information in variances.
 
-    The first three use the model's compiled `predict` (the modes live in
-    variables). The zero-mean approximation calls the model eagerly, on
-    purpose: it is switched by a Python flag on each layer
-    (`StochasticLayer._drop_mean_term`), which must not be baked into the
-    compiled `predict` function. Every mode and flag it changes is restored,
-    also on errors. Other layers stay in inference mode (BatchNormalization
-    uses its moving statistics). Layers are looked up through `self.model` at
-    every epoch, never cached.
+    Every accuracy comes from the model's compiled `predict` (the inference
+    modes live in variables). The zero-mean approximation is switched by a
+    Python flag on each layer (`StochasticLayer._drop_mean_term`) that is read
+    when the function is traced, so the callback keeps a second predict
+    function of its own, traced with the flag set, and swaps it in only for
+    that measurement. Every mode and flag it changes is restored, also on
+    errors. Other layers stay in inference mode (BatchNormalization uses its
+    moving statistics). Layers are looked up through `self.model` at every
+    epoch, never cached.
 
-    Cost per epoch: `2 + num_samples` `predict` passes plus `num_samples`
-    eager passes over the validation data.
+    Cost per epoch: `2 + 2 * num_samples` `predict` passes over the
+    validation data.
 
     Args:
         validation_data: Tuple `(x, y)` of NumPy arrays (or array-likes):
-            inputs and labels, either integer
-            class indices or one-hot vectors (binary models: 0/1 labels for a
-            one-unit output).
+            inputs and labels, either integer class indices or one-hot vectors
+            (binary models: 0/1 labels for a one-unit output).
         num_samples: Positive integer (default 10), the ensemble size of the
             ensemble and zero-mean accuracies.
         from_logits: Whether the model outputs logits (default `False`:
@@ -116,11 +116,7 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
         self.num_samples = int(num_samples)
         self.from_logits = from_logits
         self.batch_size = int(batch_size)
-
-    def _probabilities(self, outputs):
-        if self.from_logits:
-            return inference._probabilities(outputs)
-        return np.asarray(outputs, dtype="float64")
+        self._zero_mean_predict_function = None
 
     def _predict_mc(self, x, num_samples):
         return inference.predict_mc(
@@ -132,17 +128,18 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
         )
 
     def _zero_mean_ensemble(self, layers, x):
-        total = 0.0
-        with inference._switched_modes(layers, drop_mean_term=True):
-            for _ in range(self.num_samples):
-                outputs = [
-                    keras.ops.convert_to_numpy(
-                        self.model(x[start : start + self.batch_size], training=False)
-                    )
-                    for start in range(0, len(x), self.batch_size)
-                ]
-                total = total + self._probabilities(np.concatenate(outputs))
-        return total / self.num_samples
+        # The mean-term flag is read when `predict` is traced: swap in a
+        # predict function of our own, traced (once) with the flag set, so
+        # that the model's own one never sees it.
+        model = self.model
+        own_predict_function = model.predict_function
+        model.predict_function = self._zero_mean_predict_function
+        try:
+            with inference._switched_modes(layers, drop_mean_term=True):
+                return self._predict_mc(x, self.num_samples)
+        finally:
+            self._zero_mean_predict_function = model.predict_function
+            model.predict_function = own_predict_function
 
     def evaluate(self):
         """The four accuracies now, as a dict keyed like the logs."""
@@ -150,11 +147,13 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
         layers = inference.stochastic_layers(self.model)
         with inference._switched_modes(layers, inference_mode="mean"):
             mean = self.model.predict(x, batch_size=self.batch_size, verbose=0)
+        if self.from_logits:
+            mean = inference._probabilities(mean)
         return dict(
             zip(
                 self.KEYS,
                 (
-                    _accuracy(self._probabilities(mean), y),
+                    _accuracy(mean, y),
                     _accuracy(self._predict_mc(x, 1), y),
                     _accuracy(self._predict_mc(x, self.num_samples), y),
                     _accuracy(self._zero_mean_ensemble(layers, x), y),

@@ -9,11 +9,11 @@
   `ks.set_inference` reaches predict functions that are already compiled;
 - `call`: the estimator when training or sampling, the mean kernel otherwise,
   and `add_loss(kl_weight * KL)` on every call;
-- `_drop_mean_term`, a Python flag that makes the layer sample, whatever
-  `training` and the inference mode, with the estimator's mean term dropped
-  (the "zero-mean approximation" of Neklyudov et al., 2019, measured by
-  `ks.callbacks.PhaseTransitionMonitor`). It is read when `call` runs, so it
-  is for eager calls only: a function compiled while it is set keeps it.
+- `_drop_mean_term`, a Python flag that makes the estimator sample without
+  its mean term (the "zero-mean approximation" of Neklyudov et al., 2019,
+  measured by `ks.callbacks.PhaseTransitionMonitor`). It is read when `call`
+  is traced: a function compiled while it is set keeps it, one compiled
+  without it ignores it.
 
 Subclasses provide `posterior` (see `keras_stochastic.posteriors`), the
 `estimator` name, and the linear operator through `_linear`, `_prepare_inputs`,
@@ -150,7 +150,7 @@ class StochasticLayer(keras.layers.Layer):
         inputs = self._prepare_inputs(inputs)
         dtype = self.compute_dtype
         num_seeds = self._estimator().num_seeds
-        if training or self._drop_mean_term:
+        if training:
             weights = self.posterior(dtype)
             outputs = self._sample(inputs, weights, [self.seed_generator] * num_seeds)
         else:
