@@ -90,8 +90,9 @@ def run(seed=0, epochs=None, full_mnist=False, output_dir=DEFAULT_OUTPUT_DIR):
         for name in PNGS:
             shutil.copy(os.path.join(scratch, name), os.path.join(output_dir, name))
     results["run"] = {
-        "command": "python -m benchmarks.variance_networks "
-        + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": " ".join(
+            ["python -m benchmarks.variance_networks"] + [shlex.quote(a) for a in sys.argv[1:]]
+        ),
         "tutorial_command": " ".join(
             shlex.quote(os.path.relpath(a, ROOT) if a == TUTORIAL else a) for a in command[1:]
         ),

@@ -222,9 +222,10 @@ with warnings.catch_warnings():
 The monitor can also be asked directly, on the full test set and with the
 full ensemble: mean propagation, one sample, the `num_samples` ensemble
 (averaged probabilities, as `ks.predict_mc(..., from_logits=True)`), and the
-zero-mean approximation (identical to the ensemble here, since no layer has a
-mean to drop; in a variational-dropout network it tells whether the means
-still matter).
+zero-mean approximation (here the same predictor as the ensemble, since no
+layer has a mean to drop, so the two differ only by the noise of their
+samples; in a variational-dropout network it tells whether the means still
+matter).
 """
 
 baseline_accuracy = float(
@@ -274,7 +275,7 @@ axis.set_xlabel("epoch")
 axis.set_ylabel("accuracy (500 test digits)")
 axis.set_ylim(0, 1)
 axis.set_title("Variance LeNet-5: accuracy of four predictors")
-axis.legend(loc="lower right", fontsize=8)
+axis.legend(loc="center right", fontsize=8)
 figure.tight_layout()
 curves_path = os.path.join(output_dir, "variance_networks_phase_transition.png")
 figure.savefig(curves_path, dpi=120)
@@ -325,7 +326,10 @@ for sparsity, accuracy in pruning:
     print(f"| {100 * sparsity:.1f}% | {accuracy:.4f} |")
 
 figure, axis = plt.subplots(figsize=(6, 4))
-axis.plot([100 * s for s, _ in pruning], [a for _, a in pruning], "o-", label="variance network")
+# Evenly spaced sparsity levels, so that 95% ... 99.5% do not pile up.
+positions = np.arange(len(pruning))
+axis.plot(positions, [a for _, a in pruning], "o-", label="variance network")
+axis.set_xticks(positions, [f"{100 * s:g}" for s, _ in pruning])
 axis.axhline(baseline_accuracy, color="k", linestyle="--", label="deterministic baseline")
 axis.set_xlabel("weights of the variance layer set to zero (%)")
 axis.set_ylabel("test accuracy")

@@ -155,6 +155,11 @@ def test_mean_inference_warns_and_ignores_the_input(cls, args, input_shape, outp
     model = testing.sequential(cls(*args), input_shape)
     with pytest.warns(UserWarning, match=MEAN_WARNING):
         ks.set_inference(model, "mean")
+    # predict_mc samples and puts the mean mode back without warning again.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ks.predict_mc(model, x, num_samples=2)
+    assert model.layers[-1].inference == "mean"
 
 
 def test_kernel_stddev_and_variance_per_distribution():
