@@ -1,6 +1,8 @@
 """Model-level helpers: posterior predictive, KL, kl_weight and inference mode."""
 
+import contextlib
 import numbers
+import warnings
 
 import keras
 import numpy as np
@@ -51,6 +53,32 @@ def set_inference(model, mode):
     mode = validate_inference(mode)
     for layer in stochastic_layers(model):
         layer.inference = mode
+
+
+@contextlib.contextmanager
+def _switched_modes(layers, inference_mode=None, drop_mean_term=None):
+    """Sets the layers' inference mode and `_drop_mean_term` (those given); restores both.
+
+    For measurements that need a mode on purpose, so the warning that variance
+    layers give in `"mean"` mode (their output ignores the input) is silenced,
+    also when a layer is put back in that mode.
+    """
+    previous = [(layer.inference, layer._drop_mean_term) for layer in layers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for layer in layers:
+                if inference_mode is not None:
+                    layer.inference = inference_mode
+                if drop_mean_term is not None:
+                    layer._drop_mean_term = drop_mean_term
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for layer, (mode, flag) in zip(layers, previous):
+                layer.inference = mode
+                layer._drop_mean_term = flag
 
 
 def kl_divergence(model):
@@ -153,21 +181,14 @@ def predict_mc(
             f"Received: num_samples={num_samples!r}"
         )
     transform = _probabilities if from_logits else lambda o: np.asarray(o, "float64")
-    layers = stochastic_layers(model)
-    previous = [layer.inference for layer in layers]
     means, stds = [], []
-    try:
-        for layer in layers:
-            layer.inference = "sample"
+    with _switched_modes(stochastic_layers(model), "sample"):
         for samples in _sampled_outputs(model, x, num_samples, batch_size):
             samples = [keras.tree.map_structure(transform, s) for s in samples]
             stacked = keras.tree.map_structure(lambda *s: np.stack(s), *samples)
             means.append(keras.tree.map_structure(lambda s: s.mean(0), stacked))
             if return_std:
                 stds.append(keras.tree.map_structure(lambda s: s.std(0), stacked))
-    finally:
-        for layer, mode in zip(layers, previous):
-            layer.inference = mode
 
     def concatenate(parts):
         return keras.tree.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)

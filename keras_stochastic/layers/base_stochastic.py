@@ -8,7 +8,12 @@
   variable and switched with `ops.cond` when `training` is false, so that
   `ks.set_inference` reaches predict functions that are already compiled;
 - `call`: the estimator when training or sampling, the mean kernel otherwise,
-  and `add_loss(kl_weight * KL)` on every call.
+  and `add_loss(kl_weight * KL)` on every call;
+- `_drop_mean_term`, a Python flag that makes the estimator sample without
+  its mean term (the "zero-mean approximation" of Neklyudov et al., 2019,
+  measured by `ks.callbacks.PhaseTransitionMonitor`). It is read when `call`
+  is traced: a function compiled while it is set keeps it, one compiled
+  without it ignores it.
 
 Subclasses provide `posterior` (see `keras_stochastic.posteriors`), the
 `estimator` name, and the linear operator through `_linear`, `_prepare_inputs`,
@@ -79,6 +84,7 @@ class StochasticLayer(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._kl_weight = None
         self._sample_at_inference = None
+        self._drop_mean_term = False
 
     def _build_stochastic_state(self):
         """Creates the `kl_weight` and inference-mode variables (after the layer's weights)."""
@@ -129,6 +135,8 @@ class StochasticLayer(keras.layers.Layer):
         return estimators_lib.get(self.estimator)
 
     def _sample(self, inputs, weights, seeds):
+        if self._drop_mean_term:
+            weights = _WithoutMean(weights)
         return self._estimator().apply(
             self._linear,
             inputs,
@@ -177,6 +185,18 @@ class StochasticLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+class _WithoutMean:
+    """A posterior view whose mean is dropped; its noise and variance are kept."""
+
+    mean = None
+
+    def __init__(self, weights):
+        self._weights = weights
+
+    def __getattr__(self, name):
+        return getattr(self._weights, name)
 
 
 class GaussianKernelMixin:

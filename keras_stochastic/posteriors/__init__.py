@@ -19,5 +19,12 @@ arguments, merged into the layer's config).
 
 from keras_stochastic.posteriors.gaussian import GaussianPosterior
 from keras_stochastic.posteriors.gaussian import GaussianWeights
+from keras_stochastic.posteriors.zero_mean import ZeroMeanPosterior
+from keras_stochastic.posteriors.zero_mean import ZeroMeanWeights
 
-__all__ = ["GaussianPosterior", "GaussianWeights"]
+__all__ = [
+    "GaussianPosterior",
+    "GaussianWeights",
+    "ZeroMeanPosterior",
+    "ZeroMeanWeights",
+]
