@@ -1,0 +1,12 @@
+"""`GRULocalReparameterizationCell`."""
+
+import keras
+
+from keras_stochastic.layers.base_gru import BaseGRUCell
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class GRULocalReparameterizationCell(BaseGRUCell):
+    """TODO."""
+
+    estimator = "local_reparameterization"

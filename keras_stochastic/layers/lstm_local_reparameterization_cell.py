@@ -1,0 +1,12 @@
+"""`LSTMLocalReparameterizationCell`."""
+
+import keras
+
+from keras_stochastic.layers.base_lstm import BaseLSTMCell
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class LSTMLocalReparameterizationCell(BaseLSTMCell):
+    """TODO."""
+
+    estimator = "local_reparameterization"

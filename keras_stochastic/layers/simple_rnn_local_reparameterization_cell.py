@@ -1,0 +1,12 @@
+"""`SimpleRNNLocalReparameterizationCell`."""
+
+import keras
+
+from keras_stochastic.layers.base_simple_rnn import BaseSimpleRNNCell
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class SimpleRNNLocalReparameterizationCell(BaseSimpleRNNCell):
+    """TODO."""
+
+    estimator = "local_reparameterization"
