@@ -34,10 +34,9 @@ class LSTMFlipout(BaseLSTM):
     units + 2 * gates * units)` signs per sequence, and at every step twice the
     matmuls of the Keras twin (mean and perturbation). The perturbation makes
     the gradient variance fall as 1/batch size, unlike one weight sample shared
-    by the batch. On the benchmark of `benchmarks/rnn_step.py` (28 steps, batch
-    128, 128 units, 2-core CPU) a train step of `LSTMFlipout` costs about 2.2x
-    (TensorFlow) that of `keras.layers.LSTM(use_cudnn=False)`; see
-    `benchmarks/RESULTS.md`.
+    by the batch. Measured by `benchmarks/rnn_step.py` (28 steps of 28 features, batch
+    128, 128 units, TensorFlow, 2-core CPU), a train step costs 1.96x that
+    of its Keras twin (median of 15 paired rounds; `benchmarks/RESULTS.md`).
 
     Works like `keras.layers.LSTM` otherwise: same arguments, names, defaults and
     loop options (`return_sequences`, `return_state`, `go_backwards`,

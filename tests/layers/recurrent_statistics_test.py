@@ -54,9 +54,11 @@ def check_one_perturbation_per_sequence(outputs, x, mean_kernel, mean_recurrent)
         deltas = np.stack([k[index] - mean for k in kernels])
         # ... they are one shared `Delta W` up to per-example sign flips ...
         np.testing.assert_allclose(np.abs(deltas), np.abs(deltas[:1]).repeat(len(x), 0), atol=1e-3)
-        assert np.abs(deltas).min() > 1e-3
-        # ... and the signs differ across examples.
-        signs = np.sign(deltas).reshape(len(x), -1)
+        # (stddev 0.2 over 9 weights: an RMS below 0.05 has probability ~1e-5)
+        assert np.sqrt(np.mean(np.square(deltas))) > 0.05
+        # ... and the signs differ across examples (read where |Delta W| is
+        # well above the least-squares error).
+        signs = np.sign(deltas[:, np.abs(deltas[0]) > 1e-2])
         assert len({tuple(s) for s in signs}) == len(x)
 
 

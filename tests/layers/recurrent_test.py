@@ -373,9 +373,10 @@ def test_compiled_fit_predict_and_model_helpers(estimator, tmp_path):
     assert [c.inference for c in ks.inference.stochastic_layers(reloaded)] == ["mean"] * 6
 
 
-def test_mixed_float16():
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_mixed_float16(estimator):
     keras.config.set_dtype_policy("mixed_float16")
-    model = all_layers_model()
+    model = all_layers_model([estimator])
     x = sequences()
     for training in (True, False):
         outputs = model(x, training=training)
