@@ -46,7 +46,6 @@ import keras_stochastic as ks  # noqa: E402
 from benchmarks import _common  # noqa: E402
 from tutorials import common  # noqa: E402
 
-UNITS = 128
 
 
 class SequenceProjection(keras.layers.Layer):
@@ -91,45 +90,45 @@ class ProjectedLSTMCell(keras.layers.Layer):
         return output, [output, carry]
 
 
-def variants(kl_weight, seed=1):
+def variants(units, kl_weight, seed=1):
     """(name, twin name, layer factory) of every timed model."""
     lstm = dict(kl_weight=kl_weight, seed=seed)
     return [
-        ("LSTM", None, lambda: [keras.layers.LSTM(UNITS, use_cudnn=False)]),
-        ("LSTMFlipout", "LSTM", lambda: [ks.layers.LSTMFlipout(UNITS, **lstm)]),
+        ("LSTM", None, lambda: [keras.layers.LSTM(units, use_cudnn=False)]),
+        ("LSTMFlipout", "LSTM", lambda: [ks.layers.LSTMFlipout(units, **lstm)]),
         (
             "LSTMLocalReparameterization",
             "LSTM",
-            lambda: [ks.layers.LSTMLocalReparameterization(UNITS, **lstm)],
+            lambda: [ks.layers.LSTMLocalReparameterization(units, **lstm)],
         ),
         (
             "LSTMFlipout(stochastic_recurrent_kernel=False)",
             "LSTM",
             lambda: [
-                ks.layers.LSTMFlipout(UNITS, stochastic_recurrent_kernel=False, **lstm)
+                ks.layers.LSTMFlipout(units, stochastic_recurrent_kernel=False, **lstm)
             ],
         ),
         (
             "hoisted LSTM (input projection before the loop)",
             "LSTM",
             lambda: [
-                SequenceProjection(4 * UNITS),
-                keras.layers.RNN(ProjectedLSTMCell(UNITS)),
+                SequenceProjection(4 * units),
+                keras.layers.RNN(ProjectedLSTMCell(units)),
             ],
         ),
-        ("GRU", None, lambda: [keras.layers.GRU(UNITS, use_cudnn=False)]),
-        ("GRUFlipout", "GRU", lambda: [ks.layers.GRUFlipout(UNITS, **lstm)]),
+        ("GRU", None, lambda: [keras.layers.GRU(units, use_cudnn=False)]),
+        ("GRUFlipout", "GRU", lambda: [ks.layers.GRUFlipout(units, **lstm)]),
         (
             "GRULocalReparameterization",
             "GRU",
-            lambda: [ks.layers.GRULocalReparameterization(UNITS, **lstm)],
+            lambda: [ks.layers.GRULocalReparameterization(units, **lstm)],
         ),
-        ("SimpleRNN", None, lambda: [keras.layers.SimpleRNN(UNITS)]),
-        ("SimpleRNNFlipout", "SimpleRNN", lambda: [ks.layers.SimpleRNNFlipout(UNITS, **lstm)]),
+        ("SimpleRNN", None, lambda: [keras.layers.SimpleRNN(units)]),
+        ("SimpleRNNFlipout", "SimpleRNN", lambda: [ks.layers.SimpleRNNFlipout(units, **lstm)]),
         (
             "SimpleRNNLocalReparameterization",
             "SimpleRNN",
-            lambda: [ks.layers.SimpleRNNLocalReparameterization(UNITS, **lstm)],
+            lambda: [ks.layers.SimpleRNNLocalReparameterization(units, **lstm)],
         ),
     ]
 
@@ -155,12 +154,12 @@ class StepTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def run(rounds, steps, batch_size, only=None):
+def run(rounds, steps, batch_size, units, only=None):
     (x, y), _ = common.load_mnist()
     x = x.reshape(-1, 28, 28)
     n = steps * batch_size
     x, y = np.resize(x, (n, 28, 28)), np.resize(y, (n,))
-    entries = [v for v in variants(kl_weight=1.0 / len(x)) if only is None or v[0] in only]
+    entries = [v for v in variants(units, kl_weight=1.0 / len(x)) if only is None or v[0] in only]
     models = {}
     for name, _, make in entries:
         keras.utils.set_random_seed(0)
@@ -201,7 +200,7 @@ def markdown(env, found_versions, results, args):
         found_versions,
     )
     text += (
-        f"Shape: 28 steps x 28 features, batch {args.batch_size}, {UNITS} units, "
+        f"Shape: 28 steps x 28 features, batch {args.batch_size}, {args.units} units, "
         f"Dense(10); {args.rounds} rounds x {args.steps} steps, ratios per round, "
         "median [quartiles] over rounds.\n\n"
     )
@@ -215,16 +214,17 @@ def markdown(env, found_versions, results, args):
     return text + _common.markdown_table(["layer", "vs", "median step (ms)", "ratio"], rows)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model and round")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--only", nargs="*", help="time only these layers (names as reported)")
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     env, found_versions = _common.environment(), _common.versions()
-    results = run(args.rounds, args.steps, args.batch_size, args.only)
+    results = run(args.rounds, args.steps, args.batch_size, args.units, args.only)
     stem = os.path.join(args.output_dir, f"rnn_step_{env['backend']}")
     _common.write_json(
         stem + ".json", {"environment": env, "versions": found_versions, "results": results}
