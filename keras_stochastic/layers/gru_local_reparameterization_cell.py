@@ -31,8 +31,10 @@ class GRULocalReparameterizationCell(BaseGRUCell):
     they are with flipout). A cell does not know the step index, so step `t`
     draws `zeta_t` from a counter-based stream keyed by a seed drawn once per
     call (before the loop) folded with a digest of the bits of `h_{t-1}`: fresh
-    at every step, reproducible for a given seed, and without a stateful draw
-    inside the loop (which JAX forbids). The KL term is added once per call,
+    at every step (the noise changes the state), reproducible for a given seed,
+    and without a stateful draw inside the loop (which JAX forbids). Two steps
+    whose whole batch of previous states is bit-identical (all zero, say) would
+    share their noise. The KL term is added once per call,
     whatever the sequence length.
 
     The per-sequence draws happen in the hooks `keras.layers.RNN` calls
