@@ -57,9 +57,11 @@ def check_one_perturbation_per_sequence(outputs, x, mean_kernel, mean_recurrent)
         # (stddev 0.2 over 9 weights: an RMS below 0.05 has probability ~1e-5)
         assert np.sqrt(np.mean(np.square(deltas))) > 0.05
         # ... and the signs differ across examples (read where |Delta W| is
-        # well above the least-squares error).
+        # well above the least-squares error). A 3x3 kernel has 32 sign
+        # patterns `s_i r_j` up to a global flip, so 6 examples may share some;
+        # at most 2 distinct patterns among 6 has probability ~3e-5.
         signs = np.sign(deltas[:, np.abs(deltas[0]) > 1e-2])
-        assert len({tuple(s) for s in signs}) == len(x)
+        assert len({tuple(s) for s in signs}) >= 3
 
 
 @pytest.mark.parametrize("wrapper", ["layer", "rnn_cell"])
