@@ -222,7 +222,15 @@ def test_masked_steps_do_not_change_the_sample(family, estimator):
     )
 
 
-@pytest.mark.parametrize("family", list(TWINS))
+@pytest.mark.parametrize(
+    "family",
+    [
+        family
+        if testing.BACKEND != "jax" or family == "LSTM"
+        else pytest.param(family, marks=pytest.mark.slow)
+        for family in TWINS
+    ],
+)
 def test_unroll_gives_the_same_flipout_sample(family):
     x = sequences()
     looped = layer_class(family, "Flipout")(4, kernel_stddev_initializer=0.1, seed=3)
@@ -318,12 +326,12 @@ def test_bad_reset_after():
         ks.layers.GRUFlipout(3, reset_after=1)
 
 
-def all_layers_model(estimators=ESTIMATORS, dtype=None):
+def all_layers_model(estimators=ESTIMATORS, cases=ALL_CASES, dtype=None):
     """Every layer and every cell (in `keras.layers.RNN`) of `estimators`, side by side."""
     inputs = keras.Input((5, 3))
     branches = []
     for i, (family, estimator) in enumerate(ALL_CASES):
-        if estimator not in estimators:
+        if estimator not in estimators or (family, estimator) not in cases:
             continue
         kw = dict(kernel_stddev_initializer=0.05, kl_weight=1e-3, seed=i, dtype=dtype)
         branches.append(layer_class(family, estimator)(4, dropout=0.1, **kw)(inputs))
@@ -373,10 +381,23 @@ def test_compiled_fit_predict_and_model_helpers(estimator, tmp_path):
     assert [c.inference for c in ks.inference.stochastic_layers(reloaded)] == ["mean"] * 6
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_mixed_float16(estimator):
+# Eager calls on JAX compile a `lax.scan` per recurrent layer and call, so
+# JAX's default run checks the JAX_DEFAULT cases (a layer and a cell each);
+# `-m slow` runs every class.
+MIXED_CASES = [
+    (estimator, "all")
+    if testing.BACKEND != "jax"
+    else pytest.param(estimator, "all", marks=pytest.mark.slow)
+    for estimator in ESTIMATORS
+]
+if testing.BACKEND == "jax":
+    MIXED_CASES += [(estimator, "default") for estimator in ESTIMATORS]
+
+
+@pytest.mark.parametrize("estimator,cases", MIXED_CASES)
+def test_mixed_float16(estimator, cases):
     keras.config.set_dtype_policy("mixed_float16")
-    model = all_layers_model([estimator])
+    model = all_layers_model([estimator], ALL_CASES if cases == "all" else JAX_DEFAULT)
     x = sequences()
     for training in (True, False):
         outputs = model(x, training=training)
