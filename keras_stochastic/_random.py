@@ -82,6 +82,20 @@ def _random_bits16(shape, seed):
     return keras.random.randint(shape, 0, 65536, seed=seed, dtype="int32")
 
 
+def fold_in(seed, data):
+    """A seed derived from a predrawn `seed` and an int32 scalar tensor `data`.
+
+    For draws inside a traced loop body (a `lax.scan` on JAX), where no
+    generator may advance: each distinct `data` gives its own stream, and the
+    same `(seed, data)` always gives the same one. `data` is added to the
+    first of the two seed words (the counter word is what the generator
+    advances, so streams drawn later from it are not hit).
+    """
+    value = seed.next()
+    data = ops.cast(data, value.dtype)
+    return PredrawnSeed(value + ops.stack([data, ops.zeros_like(data)]))
+
+
 def _num_elements(shape):
     if all(isinstance(dim, int) for dim in shape):
         return math.prod(shape)

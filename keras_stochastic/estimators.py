@@ -68,9 +68,19 @@ def flipout(linear, inputs, weights, seeds, channel_axis, out_channels):
     """
     noise = weights.noise(seeds[0])
     sign_in, sign_out = flipout_signs(inputs, channel_axis, out_channels, seeds[1])
+    return flipout_apply(linear, inputs, weights.mean, noise, sign_in, sign_out)
+
+
+def flipout_apply(linear, inputs, mean, noise, sign_in, sign_out):
+    """`x M + ((x * S) Delta W) * R` for a given `Delta W` and given signs.
+
+    The deterministic half of `flipout`, for callers that draw `Delta W` and
+    the signs once and apply them many times (recurrent cells reuse one draw
+    at every time step). `mean` may be `None` (zero-mean posteriors).
+    """
     outputs = linear(inputs * sign_in, noise) * sign_out
-    if weights.mean is not None:
-        outputs = linear(inputs, weights.mean) + outputs
+    if mean is not None:
+        outputs = linear(inputs, mean) + outputs
     return outputs
 
 
@@ -91,11 +101,21 @@ def local_reparameterization(linear, inputs, weights, seeds, channel_axis, out_c
     shape, so only `B x out` numbers are drawn per call.
     """
     delta = linear(ops.square(inputs), weights.variance)
-    stddev = ops.sqrt(delta + lrt_epsilon(delta.dtype))
-    outputs = stddev * _random.normal(ops.shape(stddev), seeds[0], stddev.dtype)
+    zeta = _random.normal(ops.shape(delta), seeds[0], delta.dtype)
+    outputs = lrt_perturbation(delta, zeta)
     if weights.mean is not None:
         outputs = linear(inputs, weights.mean) + outputs
     return outputs
+
+
+def lrt_perturbation(delta, zeta):
+    """`sqrt(delta + eps0) * zeta`: the noise of a pre-activation of variance `delta`.
+
+    Split out of `local_reparameterization` for callers that sum the
+    variances of several linear maps before sampling once (a recurrent
+    cell's input and recurrent projections) or that draw `zeta` themselves.
+    """
+    return ops.sqrt(delta + lrt_epsilon(delta.dtype)) * zeta
 
 
 ESTIMATORS = {

@@ -12,6 +12,7 @@ import numpy as np
 
 from benchmarks import gradient_variance
 from benchmarks import profile_step
+from benchmarks import rnn_step
 from benchmarks import train_step
 from tests.testing import tensorflow_only
 
@@ -136,3 +137,25 @@ def test_gradient_variance_tiny(tmp_path):
     for by_size in table.values():
         assert by_size["1"]["normalized"] == 1.0
         assert by_size["4"]["variance"] > 0
+
+
+def test_rnn_step_tiny(tmp_path):
+    rnn_step.main(
+        [
+            "--rounds=1",
+            "--steps=2",
+            "--batch-size=8",
+            "--units=4",
+            "--only",
+            "SimpleRNN",
+            "SimpleRNNFlipout",
+            f"--output-dir={tmp_path}",
+        ]
+    )
+    backend = rnn_step.keras.backend.backend()
+    payload = _read(tmp_path, f"rnn_step_{backend}")
+    rows = {row["layer"]: row for row in payload["results"]}
+    assert set(rows) == {"SimpleRNN", "SimpleRNNFlipout"}
+    assert rows["SimpleRNNFlipout"]["twin"] == "SimpleRNN"
+    assert rows["SimpleRNNFlipout"]["ratio_median"] > 0
+    assert len(rows["SimpleRNN"]["round_medians_ms"]) == 1

@@ -11,6 +11,9 @@ def test_compat_helpers_work():
     assert _compat.standardize_data_format(None) in ("channels_last", "channels_first")
     shape = _compat.compute_conv_output_shape((None, 8, 8, 3), 4, (3, 3))
     assert tuple(shape) == (None, 6, 6, 4)
+    # The recurrent cells draw their per-sequence noise in these hooks.
+    for hook in ("get_dropout_mask", "get_recurrent_dropout_mask", "reset_dropout_mask"):
+        assert callable(getattr(_compat.DropoutRNNCell, hook))
 
 
 def test_no_other_module_imports_keras_src():

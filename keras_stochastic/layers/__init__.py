@@ -24,6 +24,30 @@ from keras_stochastic.layers.dense_local_reparameterization import (
 )
 from keras_stochastic.layers.dense_reparameterization import DenseReparameterization
 from keras_stochastic.layers.dense_variance import DenseVariance
+from keras_stochastic.layers.gru_flipout import GRUFlipout
+from keras_stochastic.layers.gru_flipout_cell import GRUFlipoutCell
+from keras_stochastic.layers.gru_local_reparameterization import (
+    GRULocalReparameterization,
+)
+from keras_stochastic.layers.gru_local_reparameterization_cell import (
+    GRULocalReparameterizationCell,
+)
+from keras_stochastic.layers.lstm_flipout import LSTMFlipout
+from keras_stochastic.layers.lstm_flipout_cell import LSTMFlipoutCell
+from keras_stochastic.layers.lstm_local_reparameterization import (
+    LSTMLocalReparameterization,
+)
+from keras_stochastic.layers.lstm_local_reparameterization_cell import (
+    LSTMLocalReparameterizationCell,
+)
+from keras_stochastic.layers.simple_rnn_flipout import SimpleRNNFlipout
+from keras_stochastic.layers.simple_rnn_flipout_cell import SimpleRNNFlipoutCell
+from keras_stochastic.layers.simple_rnn_local_reparameterization import (
+    SimpleRNNLocalReparameterization,
+)
+from keras_stochastic.layers.simple_rnn_local_reparameterization_cell import (
+    SimpleRNNLocalReparameterizationCell,
+)
 
 __all__ = [
     "Conv1DFlipout",
@@ -42,4 +66,16 @@ __all__ = [
     "DenseLocalReparameterization",
     "DenseReparameterization",
     "DenseVariance",
+    "GRUFlipout",
+    "GRUFlipoutCell",
+    "GRULocalReparameterization",
+    "GRULocalReparameterizationCell",
+    "LSTMFlipout",
+    "LSTMFlipoutCell",
+    "LSTMLocalReparameterization",
+    "LSTMLocalReparameterizationCell",
+    "SimpleRNNFlipout",
+    "SimpleRNNFlipoutCell",
+    "SimpleRNNLocalReparameterization",
+    "SimpleRNNLocalReparameterizationCell",
 ]
