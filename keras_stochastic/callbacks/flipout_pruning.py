@@ -324,8 +324,11 @@ class FlipOutPruning(keras.callbacks.Callback):
                 f"Received: include={self.include}, exclude={self.exclude}"
             )
         optimizer.enable_pruning(variables)
-        # A train function traced before the masks existed would not apply them.
-        self.model.make_train_function(force=True)
+        if optimizer._pruning_state_is_new:
+            # A train function traced before the masks existed (in an earlier
+            # `fit`) would not apply them.
+            self.model.make_train_function(force=True)
+            optimizer._pruning_state_is_new = False
         epochs = self.params["epochs"]
         self._num_events = self.num_events()
         self._interval = self.prune_every
