@@ -103,11 +103,11 @@ def find_gradient_noise(optimizer):
 
 
 def _validate_fraction(name, value, low_open):
-    low_ok = value > 0.0 if low_open else value >= 0.0
     if (
         not isinstance(value, numbers.Real)
         or isinstance(value, bool)
-        or not (low_ok and value < 1.0)
+        or not (value > 0.0 if low_open else value >= 0.0)
+        or not value < 1.0
     ):
         interval = "(0, 1)" if low_open else "[0, 1)"
         raise ValueError(
@@ -441,3 +441,7 @@ class FlipOutPruning(keras.callbacks.Callback):
             "seed": self.seed,
             "verbose": self.verbose,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
