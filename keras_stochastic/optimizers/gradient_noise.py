@@ -11,8 +11,8 @@ from keras import ops
 SCALE_BY = ("gradient", "parameter")
 
 
-def _standard_normal(shape, seed, dtype):
-    """N(0, 1) draws for gradient noise, by the cheapest measured route.
+def _normal(shape, seed, dtype, stddev):
+    """N(0, stddev**2) draws for gradient noise, by the cheapest measured route.
 
     Drawing the noise dominates the cost of this optimizer on CPUs
     (`benchmarks/RESULTS.md`), and gradient noise needs neither far tails nor
@@ -25,13 +25,15 @@ def _standard_normal(shape, seed, dtype):
     dominate, so `keras.random.normal` is the cheapest there.
     """
     if keras.backend.backend() == "jax":
-        return keras.random.normal(shape, seed=seed, dtype=dtype)
+        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(stddev, dtype)
     size = math.prod(shape)
     half = (size + 1) // 2
     words = keras.random.randint((half,), 0, 2**31 - 1, seed=seed, dtype="int32")
     low = ops.cast(ops.bitwise_and(words, 65535), "float32")
     high = ops.cast(ops.right_shift(words, 16), "float32")
+    # The scale goes into the radius, half the size of the output.
     radius = ops.sqrt(-2.0 * ops.log((65535.5 - low) * (1.0 / 65536.0)))
+    radius = radius * ops.cast(stddev, "float32")
     angle = high * (2.0 * math.pi / 32768.0)
     values = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])
     if size != 2 * half:
@@ -235,14 +237,14 @@ class GradientNoise(keras.optimizers.Optimizer):
         target = grad if self.scale_by == "gradient" else variable
         target = ops.cast(target, "float32")
         size = math.prod(variable.shape)
-        std = self.scale * ops.sqrt(ops.sum(ops.square(target)) / size)
+        flat = ops.reshape(target, (-1,))
+        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / size)
         factor = self.inner_optimizer.loss_scale_factor
         if self.scale_by == "parameter" and factor is not None:
             # The inner optimizer divides everything it receives by its loss
             # scale factor; only the gradient arrives scaled by it.
             std = std * factor
-        noise = _standard_normal(variable.shape, self.seed_generator, grad.dtype)
-        noise = noise * ops.cast(std, grad.dtype)
+        noise = _normal(variable.shape, self.seed_generator, grad.dtype, std)
         if mask is not None:
             noise = noise * ops.cast(mask, grad.dtype)
         return noise
