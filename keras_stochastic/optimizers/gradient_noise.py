@@ -74,10 +74,10 @@ class GradientNoise(keras.optimizers.Optimizer):
     - counts, per weight, the steps on which `sign(theta)` changed (with
       `sign(0) = 0`).
 
-    The masks and flip counters are optimizer variables (after the wrapper's
-    own and before the inner optimizer's), so `model.save`, checkpoints and
-    `keras.callbacks.BackupAndRestore` carry them. Pruning noise is
-    annealed for free: masking shrinks `||t_l||` while `d_l` stays the number
+    The masks and flip counters are variables of this wrapper (listed before
+    the inner optimizer's in `variables`), so `model.save`, checkpoints and
+    `keras.callbacks.BackupAndRestore` carry them. The noise anneals as
+    weights are pruned: masking shrinks `||t_l||` while `d_l` stays the number
     of entries of the variable (pruned ones included), and pruned entries get
     no noise.
 
@@ -97,7 +97,10 @@ class GradientNoise(keras.optimizers.Optimizer):
     (the norms, the scaling, and with pruning the masks and sign
     comparisons). On a CPU a weight-sized draw can cost as much as a small
     network's whole deterministic step; `benchmarks/RESULTS.md` has the
-    measured overhead. `scale=0` draws nothing (pruning without noise).
+    measured overhead. `scale=0` draws nothing (pruning without noise). To
+    halve the random bits, the TensorFlow path draws the Gaussian from 16-bit
+    uniforms (Box-Muller; |eps| is capped at 4.85 standard deviations); JAX
+    uses `keras.random.normal`.
 
     Args:
         inner_optimizer: The `keras.optimizers.Optimizer` that applies the
