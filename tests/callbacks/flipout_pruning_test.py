@@ -202,6 +202,31 @@ def test_prunable_variables_of_keras_and_keras_stochastic_layers():
         flipout_pruning.prunable_variables(model, exclude=["nope"])
 
 
+def test_pruning_keras_stochastic_layers_in_a_compiled_fit():
+    # Gaussian layers prune their posterior mean (never rho or the bias),
+    # variance layers their scale (a zero scale is an exactly-zero weight).
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            ks.layers.DenseFlipout(8, activation="relu", seed=1, name="gauss"),
+            ks.layers.DenseVariance(4, seed=2, name="variance"),
+        ]
+    )
+    optimizer = _compile(model, keras.optimizers.Adam(0.01))
+    x, y = _data(32)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+                        callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.75)])
+    assert [v.path.split("/", 1)[1] for v in optimizer.pruned_variables] == [
+        "gauss/kernel_mean",
+        "variance/kernel_scale",
+    ]
+    assert history.history["sparsity"][-1] == 0.75
+    for variable, mask, _ in optimizer.pruning_slots():
+        assert np.all(testing.to_numpy(variable)[testing.to_numpy(mask) == 0] == 0.0)
+    (rho,) = [v for v in model.trainable_variables if v.path.endswith("kernel_rho")]
+    assert np.all(testing.to_numpy(rho) != 0.0)
+
+
 class _Interrupt(keras.callbacks.Callback):
     def __init__(self, epoch):
         super().__init__()
