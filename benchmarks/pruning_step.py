@@ -12,6 +12,15 @@ own model with the same architecture:
 - `flipout`: `GradientNoise(SGD, scale=1.0)` + `FlipOutPruning` (the full
   method; the DESIGN bar is flipout / plain <= 1.15).
 
+With `--profile`, two more variants split the cost of the noise (they are
+`GradientNoise(SGD, scale=1.0)` with the draw replaced, benchmark-only):
+
+- `noise_no_draw`: the per-layer norms and the addition, with a constant in
+  place of the random draw (what the noise costs besides the RNG);
+- `noise_bits_only`: the random integer draw of the TensorFlow path (or
+  `keras.random.normal` on JAX, which has no cheaper split) cast to float,
+  without the Box-Muller transform.
+
 The callback is given `prune_every` larger than the run, so no pruning event
 (an epoch-end numpy ranking) falls inside the timed steps; the per-step work
 does not depend on the sparsity (masks are dense).
@@ -33,10 +42,8 @@ Usage, from the repository root:
 """
 
 import argparse
-import json
+import math
 import os
-import platform
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,8 +52,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_stochastic as ks  # noqa: E402
+from benchmarks import _common  # noqa: E402
+from keras import ops  # noqa: E402
 
 VARIANTS = ("plain", "noise", "masks", "flipout")
+PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
 BAR = 1.15
 
 
@@ -63,6 +73,35 @@ class StepTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
+class _NoDraw(ks.optimizers.GradientNoise):
+    """GradientNoise with a constant in place of the draw (profiling only)."""
+
+    def _noise(self, grad, variable, mask):
+        flat = ops.reshape(ops.cast(grad, "float32"), (-1,))
+        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / math.prod(variable.shape))
+        self.seed_generator.next()
+        return ops.cast(ops.full(variable.shape, std), grad.dtype)
+
+
+class _BitsOnly(ks.optimizers.GradientNoise):
+    """GradientNoise whose draw skips the Box-Muller transform (profiling only)."""
+
+    def _noise(self, grad, variable, mask):
+        flat = ops.reshape(ops.cast(grad, "float32"), (-1,))
+        size = math.prod(variable.shape)
+        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / size)
+        if keras.backend.backend() == "jax":
+            values = keras.random.normal((size,), seed=self.seed_generator)
+        else:
+            half = (size + 1) // 2
+            words = keras.random.randint(
+                (half,), 0, 2**31 - 1, seed=self.seed_generator, dtype="int32"
+            )
+            values = ops.cast(words, "float32")
+            values = ops.concatenate([values, values])[:size]
+        return ops.cast(ops.reshape(values * std, variable.shape), grad.dtype)
+
+
 def build(variant, seed):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
@@ -77,7 +116,10 @@ def build(variant, seed):
     callbacks = []
     if variant != "plain":
         scale = 0.0 if variant == "masks" else 1.0
-        optimizer = ks.optimizers.GradientNoise(optimizer, scale=scale, seed=seed)
+        wrapper = {"noise_no_draw": _NoDraw, "noise_bits_only": _BitsOnly}.get(
+            variant, ks.optimizers.GradientNoise
+        )
+        optimizer = wrapper(optimizer, scale=scale, seed=seed, name=variant)
     if variant in ("masks", "flipout"):
         callbacks.append(ks.callbacks.FlipOutPruning(prune_every=10**6))
     model.compile(
@@ -86,35 +128,18 @@ def build(variant, seed):
     return model, callbacks
 
 
-def versions():
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for name in ("keras", "tensorflow-cpu", "tensorflow", "jax", "jaxlib", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="steps per fit call")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warmup-rounds", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results"))
+    parser.add_argument(
+        "--profile", action="store_true", help="add " + ", ".join(PROFILE_VARIANTS)
+    )
+    parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     args = parser.parse_args()
-    variants = args.variants.split(",")
+    variants = args.variants.split(",") + (list(PROFILE_VARIANTS) if args.profile else [])
     backend = keras.backend.backend()
     batch = 128
     rng = np.random.default_rng(0)
@@ -123,7 +148,7 @@ def main():
     models = {name: build(name, seed=1) for name in variants}
     times = {name: [] for name in variants}
     round_ratios = {name: [] for name in variants}
-    load_start = os.getloadavg()
+    env = _common.environment()
     start = time.time()
     for round_index in range(args.warmup_rounds + args.rounds):
         round_medians = {}
@@ -154,36 +179,26 @@ def main():
     medians = {name: float(np.median(times[name])) for name in variants}
     results = {
         "benchmark": "pruning_step",
-        "command": f"{'KERAS_BACKEND=' + backend + ' ' if backend != 'tensorflow' else ''}"
-        "PYTHONPATH=. python -m benchmarks.pruning_step " + " ".join(sys.argv[1:]),
-        "backend": backend,
-        "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), no GPU",
-        "load_average_at_start": load_start,
-        "versions": versions(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **env,
+        "versions": _common.versions(),
         "wall_seconds": time.time() - start,
         "steps_per_round": args.steps,
         "rounds": args.rounds,
         "median_step_ms": {k: 1e3 * v for k, v in medians.items()},
         "ratio_to_plain": {k: medians[k] / medians["plain"] for k in variants},
         "round_ratio_quartiles": {
-            k: [float(q) for q in np.quantile(v, [0.25, 0.5, 0.75])]
-            for k, v in round_ratios.items()
+            k: _common.quantiles(v) for k, v in round_ratios.items()
         },
         "bar": BAR,
     }
-    os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"pruning_step_{backend}")
-    with open(stem + ".json", "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
+    _common.write_json(stem + ".json", results)
     lines = [
-        f"# FlipOut pruning train step ({backend})",
-        "",
-        f"- Command: `{results['command']}`",
-        f"- Machine: {results['machine']}; load average at start {load_start}",
-        f"- Versions: {results['versions']}",
-        f"- {args.rounds} rounds x {args.steps - 1} timed steps per variant",
+        _common.header_markdown(
+            f"FlipOut pruning train step ({backend})", env, results["versions"]
+        )
+        + f"{args.rounds} rounds x {args.steps - 1} timed steps per variant; "
+        f"bar: flipout / plain <= {BAR}.",
         "",
         "| variant | median step (ms) | ratio to plain | per-round ratio (q25, median, q75) |",
         "|---|---|---|---|",
@@ -195,8 +210,7 @@ def main():
             f"{results['ratio_to_plain'][name]:.3f} | {quartiles} |"
         )
     text = "\n".join(lines) + "\n"
-    with open(stem + ".md", "w") as f:
-        f.write(text)
+    _common.write_text(stem + ".md", text)
     print(text)
 
 
