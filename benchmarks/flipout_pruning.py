@@ -201,7 +201,7 @@ def versions():
     return found
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--lr", type=float, default=0.1, help="initial learning rate")
@@ -210,7 +210,7 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results"))
     parser.add_argument("--name", default="flipout_pruning")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     compressions = [int(m) for m in args.compressions.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = args.methods.split(",")

@@ -128,7 +128,7 @@ def build(variant, seed):
     return model, callbacks
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="steps per fit call")
     parser.add_argument("--rounds", type=int, default=15)
@@ -138,7 +138,7 @@ def main():
         "--profile", action="store_true", help="add " + ", ".join(PROFILE_VARIANTS)
     )
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     variants = args.variants.split(",") + (list(PROFILE_VARIANTS) if args.profile else [])
     backend = keras.backend.backend()
     batch = 128
