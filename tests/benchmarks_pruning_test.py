@@ -10,7 +10,10 @@ from benchmarks import flipout_pruning
 from benchmarks import pruning_step
 
 
-def test_flipout_pruning_sweep_writes_and_resumes(tmp_path):
+def test_flipout_pruning_sweep_writes_and_resumes(tmp_path, monkeypatch):
+    (x_train, y_train), (x_test, y_test) = flipout_pruning.common.load_mnist(flatten=True)
+    small = ((x_train[:256], y_train[:256]), (x_test[:100], y_test[:100]))
+    monkeypatch.setattr(flipout_pruning.common, "load_mnist", lambda **kwargs: small)
     argv = ["--epochs=3", "--compressions=2", "--seeds=0", "--methods=magnitude",
             f"--output-dir={tmp_path}", "--name=tiny"]
     flipout_pruning.main(argv)
