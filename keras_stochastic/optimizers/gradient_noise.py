@@ -96,8 +96,10 @@ class GradientNoise(keras.optimizers.Optimizer):
     random numbers as a flipout layer draws, plus a few elementwise passes
     (the norms, the scaling, and with pruning the masks and sign
     comparisons). On a CPU a weight-sized draw can cost as much as a small
-    network's whole deterministic step; `benchmarks/RESULTS.md` has the
-    measured overhead. `scale=0` draws nothing (pruning without noise). To
+    network's whole deterministic step: on a 784-1024-1024-10 MLP at batch
+    128 (2-core CPU), noise alone made the train step 1.66x (TensorFlow) and
+    2.13x (JAX) slower, noise with `FlipOutPruning` 1.87x and 2.33x
+    (`benchmarks/RESULTS.md`). `scale=0` draws nothing (pruning without noise). To
     halve the random bits, the TensorFlow path draws the Gaussian from 16-bit
     uniforms (Box-Muller; |eps| is capped at 4.85 standard deviations); JAX
     uses `keras.random.normal`.
