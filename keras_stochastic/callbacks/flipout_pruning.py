@@ -146,8 +146,9 @@ class FlipOutPruning(keras.callbacks.Callback):
     Prunable weights are the trainable kernels of Keras `Dense`,
     `EinsumDense`, `Conv*`, `Conv*Transpose`, depthwise and separable
     convolutions and `SimpleRNN`/`LSTM`/`GRU` cells, and of keras_stochastic
-    layers (their `_prunable_variables()`: the posterior mean of Gaussian
-    layers). Biases, normalization and embeddings are never pruned.
+    layers (their `_prunable_variables()`: the posterior means of Gaussian
+    dense, conv and recurrent layers, the scale of variance layers). Biases,
+    normalization and embeddings are never pruned.
 
     The model must be compiled with a `keras_stochastic.optimizers.GradientNoise`
     optimizer (possibly inside a `LossScaleOptimizer`): the masks and flip

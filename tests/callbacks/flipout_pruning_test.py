@@ -198,6 +198,18 @@ def test_prunable_variables_of_keras_and_keras_stochastic_layers():
     assert paths == ["conv/kernel", "flipout/kernel_mean"]
     paths = [v.path for v in flipout_pruning.prunable_variables(model, include=["lstm"])]
     assert paths == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel"]
+    # keras_stochastic recurrent layers: the cell's two posterior means.
+    recurrent = keras.Sequential(
+        [keras.Input((3, 2)), ks.layers.GRUFlipout(4, name="gru")]
+    )
+    paths = [
+        v.path.split("/", 1)[1]
+        for v in flipout_pruning.prunable_variables(recurrent)
+    ]
+    assert paths == [
+        "gru/gru_flipout_cell/kernel_mean",
+        "gru/gru_flipout_cell/recurrent_kernel_mean",
+    ]
     with pytest.raises(ValueError, match="does not have: \\['nope'\\]"):
         flipout_pruning.prunable_variables(model, exclude=["nope"])
 
