@@ -4,6 +4,7 @@ from keras_stochastic import callbacks
 from keras_stochastic import diagnostics
 from keras_stochastic import kl
 from keras_stochastic import layers
+from keras_stochastic import optimizers
 from keras_stochastic import priors
 from keras_stochastic.inference import kl_divergence
 from keras_stochastic.inference import predict_mc
@@ -18,6 +19,7 @@ __all__ = [
     "kl",
     "kl_divergence",
     "layers",
+    "optimizers",
     "predict_mc",
     "priors",
     "set_inference",

@@ -1,0 +1,448 @@
+"""`FlipOutPruning`: global pruning by sign-flip saliency (Apostol et al., 2020)."""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+
+from keras_stochastic.optimizers.gradient_noise import GradientNoise
+
+CRITERIA = ("flipout", "magnitude", "random")
+
+# Keras layers whose kernels are prunable, with the attribute names of those
+# kernels. keras_stochastic layers list theirs with `_prunable_variables()`.
+_KERAS_KERNELS = (
+    ((keras.layers.Dense, keras.layers.EinsumDense), ("kernel",)),
+    (
+        (
+            keras.layers.Conv1D,
+            keras.layers.Conv2D,
+            keras.layers.Conv3D,
+            keras.layers.Conv1DTranspose,
+            keras.layers.Conv2DTranspose,
+            keras.layers.Conv3DTranspose,
+        ),
+        ("kernel",),
+    ),
+    (
+        (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D),
+        ("depthwise_kernel",),
+    ),
+    (
+        (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
+        ("depthwise_kernel", "pointwise_kernel"),
+    ),
+    (
+        (keras.layers.SimpleRNNCell, keras.layers.LSTMCell, keras.layers.GRUCell),
+        ("kernel", "recurrent_kernel"),
+    ),
+)
+
+
+def saliency(weights, flips, exponent=2):
+    """FlipOut saliency `|theta|**exponent / (flips + 1)` (float64 numpy).
+
+    Weights that are large and rarely changed sign score high; small weights
+    that oscillate around zero score low and are pruned first.
+    """
+    weights = np.abs(np.asarray(weights, dtype="float64"))
+    return weights**exponent / (np.asarray(flips, dtype="float64") + 1.0)
+
+
+def _layer_kernels(layer):
+    if hasattr(layer, "_prunable_variables"):
+        return list(layer._prunable_variables())
+    for classes, names in _KERAS_KERNELS:
+        if isinstance(layer, classes):
+            return [getattr(layer, name, None) for name in names]
+    return []
+
+
+def prunable_variables(model, include=None, exclude=None):
+    """The trainable kernels `FlipOutPruning` ranks, in model order.
+
+    A layer's kernels are taken when neither it nor a layer containing it is
+    named in `exclude`, and (if `include` is given) it or a layer containing
+    it is named in `include`.
+    """
+    names = set()
+    found = {}
+
+    def visit(layer, ancestors):
+        names.add(layer.name)
+        ancestors = ancestors | {layer.name}
+        if (include is None or ancestors & set(include)) and not (
+            exclude and ancestors & set(exclude)
+        ):
+            for variable in _layer_kernels(layer):
+                if isinstance(variable, keras.Variable) and variable.trainable:
+                    found.setdefault(id(variable), variable)
+        for sublayer in layer._flatten_layers(include_self=False, recursive=False):
+            visit(sublayer, ancestors)
+
+    for layer in model._flatten_layers(include_self=False, recursive=False):
+        visit(layer, frozenset())
+    for argument, value in (("include", include), ("exclude", exclude)):
+        unknown = sorted(set(value or ()) - names)
+        if unknown:
+            raise ValueError(
+                f"Argument `{argument}` names layers that model {model.name!r} "
+                f"does not have: {unknown}. Received: {argument}={value}"
+            )
+    return list(found.values())
+
+
+def find_gradient_noise(optimizer):
+    """The `GradientNoise` in `optimizer` or its chain of inner optimizers."""
+    while optimizer is not None:
+        if isinstance(optimizer, GradientNoise):
+            return optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return None
+
+
+def _validate_fraction(name, value, low_open):
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not (value > 0.0 if low_open else value >= 0.0)
+        or not value < 1.0
+    ):
+        interval = "(0, 1)" if low_open else "[0, 1)"
+        raise ValueError(
+            f"Argument `{name}` must be a float in {interval}. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class FlipOutPruning(keras.callbacks.Callback):
+    """Prunes weights globally by how often their sign flipped (FlipOut).
+
+    Every `prune_every` epochs, the callback removes `prune_rate` of the
+    *remaining* prunable weights, those with the lowest saliency, ranked
+    globally across layers:
+
+    ```
+    tau_j = |theta_j| ** exponent / (flips_j + 1)
+    ```
+
+    where `flips_j` counts the optimizer steps on which `sign(theta_j)`
+    changed (`sign(0) = 0`), cumulatively from the start of training. Weights
+    that stay small and keep crossing zero carry little information about
+    their sign and go first. After `m` events the sparsity is
+    `1 - (1 - prune_rate) ** m`. With `target_sparsity` and no
+    `prune_every`, the callback takes the smallest such `m` reaching the
+    target and spreads the events evenly over `fit`'s epochs,
+    `prune_every = round(epochs / (m + 1))` (the paper: 350 epochs,
+    `prune_rate=0.5`, 99.9% -> 10 events, every 32 epochs), leaving about one
+    interval of fine-tuning at the end; the last event removes exactly the
+    weights still needed to reach `target_sparsity`. No event runs after the
+    last epoch. Events happen at epoch ends (after validation), counted in
+    absolute epochs, `initial_epoch` included.
+
+    Prunable weights are the trainable kernels of Keras `Dense`,
+    `EinsumDense`, `Conv*`, `Conv*Transpose`, depthwise and separable
+    convolutions and `SimpleRNN`/`LSTM`/`GRU` cells, and of keras_stochastic
+    layers (their `_prunable_variables()`: the posterior means of Gaussian
+    dense, conv and recurrent layers, the scale of variance layers). Biases,
+    normalization and embeddings are never pruned.
+
+    The model must be compiled with a `keras_stochastic.optimizers.GradientNoise`
+    optimizer (possibly inside a `LossScaleOptimizer`): the masks and flip
+    counters are its variables, and it applies the masks and counts flips
+    inside the compiled train step (a per-batch callback could not do that
+    without a Python round trip per batch, and on JAX a full state copy).
+    For pruning without gradient noise, use `GradientNoise(opt, scale=0.0)`;
+    `criterion="magnitude"` with `scale=0` is plain global magnitude pruning.
+    Any other optimizer makes `fit` fail when training begins. Masked weights
+    stay exactly zero whatever the inner optimizer's momentum. Because the
+    state (masks, flips, number of events done) lives in optimizer variables,
+    `model.save`, checkpoints and `keras.callbacks.BackupAndRestore` resume
+    pruning where it stopped; a missed event (a backup taken just before it)
+    is caught up when the next epoch begins.
+
+    The fraction of pruned weights is added to `logs` as `"sparsity"`.
+
+    Cost: per train step, two mask multiplications and the sign comparison
+    for each pruned variable (a few elementwise passes); per event, a numpy
+    ranking of all prunable weights (`O(n)` with `argpartition`).
+
+    Args:
+        target_sparsity: Float in [0, 1) or None, the final fraction of
+            pruned weights. Sets the number of events; at least one of
+            `target_sparsity` and `prune_every` is required.
+        prune_rate: Float in (0, 1) (default 0.5), the fraction of the
+            remaining weights removed per event.
+        prune_every: Positive integer or None, epochs between events. When
+            None, derived from `target_sparsity` and `fit`'s `epochs`.
+        exponent: Non-negative float (default 2), the power `p` of `|theta|`
+            in the saliency.
+        criterion: `"flipout"` (default), `"magnitude"` (global magnitude
+            pruning, `tau = |theta|`) or `"random"` (uniformly random among the
+            remaining weights): the paper's baselines, same schedule.
+        include: Optional list of layer names: only these layers (and layers
+            inside them) are pruned.
+        exclude: Optional list of layer names never pruned (with the layers
+            inside them), e.g. the first or last layer.
+        seed: Integer or None, seeds `criterion="random"`.
+        verbose: 0 (silent) or 1 (a line per event).
+
+    Example:
+
+    ```python
+    opt = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.1, momentum=0.9))
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=350,
+              callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.999)])
+    ```
+
+    References:
+        - [Apostol et al., 2020](https://arxiv.org/abs/2009.14410), FlipOut:
+          Uncovering Redundant Weights via Sign Flipping.
+    """
+
+    def __init__(
+        self,
+        target_sparsity=None,
+        prune_rate=0.5,
+        prune_every=None,
+        exponent=2,
+        criterion="flipout",
+        include=None,
+        exclude=None,
+        seed=None,
+        verbose=0,
+    ):
+        super().__init__()
+        if target_sparsity is not None:
+            target_sparsity = _validate_fraction(
+                "target_sparsity", target_sparsity, low_open=False
+            )
+        prune_rate = _validate_fraction("prune_rate", prune_rate, low_open=True)
+        if prune_every is not None and (
+            not isinstance(prune_every, numbers.Integral)
+            or isinstance(prune_every, bool)
+            or prune_every < 1
+        ):
+            raise ValueError(
+                "Argument `prune_every` must be a positive integer or None. "
+                f"Received: prune_every={prune_every!r}"
+            )
+        if target_sparsity is None and prune_every is None:
+            raise ValueError(
+                "Pass `target_sparsity` (the schedule is then derived from the "
+                "number of epochs of `fit`) or `prune_every`. "
+                "Received: target_sparsity=None, prune_every=None"
+            )
+        if (
+            not isinstance(exponent, numbers.Real)
+            or isinstance(exponent, bool)
+            or not 0.0 <= exponent < math.inf
+        ):
+            raise ValueError(
+                "Argument `exponent` must be a non-negative, finite float. "
+                f"Received: exponent={exponent!r}"
+            )
+        if criterion not in CRITERIA:
+            raise ValueError(
+                f"Argument `criterion` must be one of {list(CRITERIA)}. "
+                f"Received: criterion={criterion!r}"
+            )
+        for name, value in (("include", include), ("exclude", exclude)):
+            if value is not None and (
+                isinstance(value, str)
+                or not all(isinstance(item, str) for item in value)
+            ):
+                raise TypeError(
+                    f"Argument `{name}` must be a list of layer names or None. "
+                    f"Received: {name}={value!r}"
+                )
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise TypeError(
+                f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
+            )
+        if verbose not in (0, 1):
+            raise ValueError(
+                f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+            )
+        self.target_sparsity = target_sparsity
+        self.prune_rate = prune_rate
+        self.prune_every = None if prune_every is None else int(prune_every)
+        self.exponent = float(exponent)
+        self.criterion = criterion
+        self.include = None if include is None else list(include)
+        self.exclude = None if exclude is None else list(exclude)
+        self.seed = seed
+        self.verbose = verbose
+        self._num_events = None
+        self._interval = None
+        self._random_seed = seed if seed is not None else int(np.random.randint(2**31))
+
+    def num_events(self):
+        """Events needed to reach `target_sparsity` (None: no limit)."""
+        if self.target_sparsity is None:
+            return None
+        keep = 1.0 - self.target_sparsity
+        events = 0
+        while (1.0 - self.prune_rate) ** events > keep + 1e-9:
+            events += 1
+        return events
+
+    def _optimizer(self):
+        optimizer = find_gradient_noise(self.model.optimizer)
+        if optimizer is None:
+            raise ValueError(
+                "FlipOutPruning keeps its masks and sign-flip counters in the "
+                "optimizer and applies them inside the train step, so compile "
+                "the model with a `keras_stochastic.optimizers.GradientNoise` "
+                "optimizer: `optimizer=ks.optimizers.GradientNoise(your_optimizer, "
+                "scale=1.0)` (scale=0.0 to prune without gradient noise). "
+                f"Received: optimizer={self.model.optimizer!r}"
+            )
+        return optimizer
+
+    def on_train_begin(self, logs=None):
+        optimizer = self._optimizer()
+        if not self.model.built:
+            raise ValueError(
+                f"FlipOutPruning needs a built model, and model {self.model.name!r} "
+                "is not built: start it with `keras.Input(...)` or call "
+                "`model.build(input_shape)` before `fit`."
+            )
+        if not self.model.optimizer.built:
+            # The TensorFlow trainer builds the optimizer lazily, in the first
+            # traced step; the masks must exist before that.
+            self.model.optimizer.build(self.model.trainable_variables)
+        variables = prunable_variables(self.model, self.include, self.exclude)
+        if not variables:
+            raise ValueError(
+                f"Model {self.model.name!r} has no prunable weights: FlipOutPruning "
+                "prunes the trainable kernels of Dense, Conv and recurrent layers "
+                "and of keras_stochastic layers (never biases or normalization). "
+                f"Received: include={self.include}, exclude={self.exclude}"
+            )
+        optimizer.enable_pruning(variables)
+        if optimizer._pruning_state_is_new:
+            # A train function traced before the masks existed (in an earlier
+            # `fit`) would not apply them.
+            self.model.make_train_function(force=True)
+            optimizer._pruning_state_is_new = False
+        epochs = self.params["epochs"]
+        self._num_events = self.num_events()
+        self._interval = self.prune_every
+        if self._interval is None:
+            events = self._num_events
+            if events > epochs - 1:
+                raise ValueError(
+                    f"target_sparsity={self.target_sparsity} with "
+                    f"prune_rate={self.prune_rate} needs {events} pruning events, "
+                    "and FlipOutPruning prunes at most once per epoch, before the "
+                    f"last one: fit for at least {events + 1} epochs (or raise "
+                    f"`prune_rate`). Received: epochs={epochs}"
+                )
+            self._interval = max(1, math.floor(epochs / (events + 1) + 0.5))
+            if events and (epochs - 1) // self._interval < events:
+                self._interval = (epochs - 1) // events
+        elif (
+            self._num_events is not None
+            and (epochs - 1) // self._interval < self._num_events
+        ):
+            raise ValueError(
+                f"target_sparsity={self.target_sparsity} needs {self._num_events} "
+                f"pruning events, but prune_every={self.prune_every} leaves room "
+                f"for {(epochs - 1) // self._interval} in {epochs} epochs. "
+                f"Received: epochs={epochs}"
+            )
+
+    def _events_before(self, epoch):
+        """Events scheduled at the ends of epochs before `epoch` (0-based)."""
+        epochs = self.params["epochs"]
+        scheduled = min(epoch, epochs - 1) // self._interval
+        if self._num_events is not None:
+            scheduled = min(scheduled, self._num_events)
+        return scheduled
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self._optimizer()
+        while int(optimizer.pruning_events.numpy()) < self._events_before(epoch):
+            self._prune(optimizer, epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self._optimizer()
+        if int(optimizer.pruning_events.numpy()) < self._events_before(epoch + 1):
+            self._prune(optimizer, epoch)
+        if logs is not None:
+            logs["sparsity"] = self.sparsity(optimizer)
+
+    @staticmethod
+    def sparsity(optimizer):
+        """Fraction of pruned weights among the prunable ones."""
+        masks = [mask.numpy() for _, mask, _ in optimizer.pruning_slots()]
+        total = sum(mask.size for mask in masks)
+        return 1.0 - sum(float(np.count_nonzero(mask)) for mask in masks) / total
+
+    def _scores(self, weights, flips, event):
+        if self.criterion == "flipout":
+            return saliency(weights, flips, self.exponent)
+        if self.criterion == "magnitude":
+            return np.abs(weights)
+        rng = np.random.default_rng([self._random_seed, event])
+        return rng.random(weights.shape)
+
+    def _prune(self, optimizer, epoch):
+        slots = optimizer.pruning_slots()
+        event = int(optimizer.pruning_events.numpy())
+        weights = [variable.numpy() for variable, _, _ in slots]
+        masks = [mask.numpy() for _, mask, _ in slots]
+        flips = [flip.numpy() for _, _, flip in slots]
+        sizes = [w.size for w in weights]
+        alive = np.concatenate([m.ravel() for m in masks]) != 0
+        total = alive.size
+        remaining = int(alive.sum())
+        count = int(self.prune_rate * remaining)
+        if self._num_events is not None and event + 1 == self._num_events:
+            count = round(self.target_sparsity * total) - (total - remaining)
+        count = min(max(count, 0), remaining)
+        if count:
+            scores = self._scores(
+                np.concatenate([w.ravel() for w in weights]),
+                np.concatenate([f.ravel() for f in flips]),
+                event,
+            )
+            candidates = np.flatnonzero(alive)
+            lowest = np.argpartition(scores[candidates], count - 1)[:count]
+            alive[candidates[lowest]] = False
+        start = 0
+        for (variable, mask, flip), w, f, size in zip(slots, weights, flips, sizes):
+            keep = alive[start : start + size].reshape(w.shape)
+            start += size
+            mask.assign(keep.astype(mask.dtype))
+            variable.assign(np.where(keep, w, 0).astype(w.dtype))
+            flip.assign(np.where(keep, f, 0).astype(f.dtype))
+        optimizer.pruning_events.assign(event + 1)
+        if self.verbose:
+            print(
+                f"\nEpoch {epoch + 1}: FlipOutPruning ({self.criterion}) event "
+                f"{event + 1} pruned {count} weights; sparsity "
+                f"{1 - int(alive.sum()) / total:.4f}."
+            )
+
+    def get_config(self):
+        return {
+            "target_sparsity": self.target_sparsity,
+            "prune_rate": self.prune_rate,
+            "prune_every": self.prune_every,
+            "exponent": self.exponent,
+            "criterion": self.criterion,
+            "include": self.include,
+            "exclude": self.exclude,
+            "seed": self.seed,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,379 @@
+"""`GradientNoise`: layer-scaled Gaussian gradient noise around any optimizer."""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+
+SCALE_BY = ("gradient", "parameter")
+
+
+def _normal(shape, seed, dtype, stddev):
+    """N(0, stddev**2) draws for gradient noise, by the cheapest measured route.
+
+    Drawing the noise dominates the cost of this optimizer on CPUs
+    (`benchmarks/RESULTS.md`), and gradient noise needs neither far tails nor
+    fine resolution, so on TensorFlow this is a Box-Muller transform of 16-bit
+    uniforms: each 32-bit random integer gives two values (half the random
+    bits of `_random.normal`, about 40% cheaper per step there). The radius
+    uses 16 bits (cell midpoints, so |z| <= 4.85, which drops a tail mass of
+    1.2e-6 and changes the variance by less than 1e-5), the angle 15 bits.
+    Under JAX's XLA on CPU `sin`/`cos` are slow and the threefry bits
+    dominate, so `keras.random.normal` is the cheapest there.
+    """
+    if keras.backend.backend() == "jax":
+        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(stddev, dtype)
+    size = math.prod(shape)
+    half = (size + 1) // 2
+    words = keras.random.randint((half,), 0, 2**31 - 1, seed=seed, dtype="int32")
+    low = ops.cast(ops.bitwise_and(words, 65535), "float32")
+    high = ops.cast(ops.right_shift(words, 16), "float32")
+    # The scale goes into the radius, half the size of the output.
+    radius = ops.sqrt(-2.0 * ops.log((65535.5 - low) * (1.0 / 65536.0)))
+    radius = radius * ops.cast(stddev, "float32")
+    angle = high * (2.0 * math.pi / 32768.0)
+    values = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])
+    if size != 2 * half:
+        values = values[:size]
+    return ops.cast(ops.reshape(values, shape), dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class GradientNoise(keras.optimizers.Optimizer):
+    """Adds layer-scaled Gaussian noise to the gradients of another optimizer.
+
+    For every variable `theta_l` with gradient `g_l` (`d_l` entries), the
+    inner optimizer receives
+
+    ```
+    g_l + eps_l,   eps_l ~ N(0, scale**2 * ||t_l||**2 / d_l)   (i.i.d. entries)
+    ```
+
+    where `t_l = g_l` (`scale_by="gradient"`, the default) or
+    `t_l = theta_l` (`scale_by="parameter"`). Each entry's noise thus has the
+    root-mean-square size of the entries of `t_l`, times `scale`. The noise
+    passes through the inner optimizer's momentum, adaptive scaling, learning
+    rate and weight decay like any gradient. Fresh noise is drawn at every
+    step from a `keras.random.SeedGenerator(seed)` whose state is an
+    optimizer variable, so it advances inside compiled train steps on every
+    backend and is saved and restored with the optimizer.
+
+    This is the gradient noise of FlipOut pruning (Apostol et al., 2020),
+    which perturbs weights near zero so that their signs flip, and it is the
+    optimizer half of `keras_stochastic.callbacks.FlipOutPruning`: when that
+    callback is attached, this wrapper also holds its pruning state and, inside
+    the compiled train step,
+
+    - multiplies the gradients (and the noise) of pruned variables by their
+      masks,
+    - re-applies the masks to the weights after the inner optimizer's update,
+      so pruned weights stay exactly zero under momentum or Adam,
+    - counts, per weight, the steps on which `sign(theta)` changed (with
+      `sign(0) = 0`).
+
+    The masks and flip counters are variables of this wrapper (listed before
+    the inner optimizer's in `variables`), so `model.save`, checkpoints and
+    `keras.callbacks.BackupAndRestore` carry them. The noise anneals as
+    weights are pruned: masking shrinks `||t_l||` while `d_l` stays the number
+    of entries of the variable (pruned ones included), and pruned entries get
+    no noise.
+
+    Choosing `scale_by`: `"gradient"` follows the authors' released code and
+    is the default because it trains well: on a scikit-learn digits MLP
+    (64-256-256-10, SGD 0.05 with momentum 0.9, batch 32, 25 epochs; 3 seeds)
+    test accuracy was 97.5 +- 0.3% with `scale=1`, against 97.3 +- 0.4%
+    without noise. `"parameter"` is the literal reading of the paper's
+    Eq. 3c: there `||theta_l|| / ||g_l||` had a median of 82 (quartiles 26
+    to 318), so at `scale=1` the noise is tens to hundreds of times the
+    gradient and accuracy fell to chance (10.0%); `scale=0.1` gave
+    84.8 +- 4.0% and `scale=0.01` 97.5 +- 0.6%. Use a small scale with it
+    (`benchmarks/gradient_noise_scale.py`, `benchmarks/RESULTS.md`).
+
+    Cost: one Gaussian draw per trainable weight and step, about as many
+    random numbers as a flipout layer draws, plus a few elementwise passes
+    (the norms, the scaling, and with pruning the masks and sign
+    comparisons). On a CPU a weight-sized draw can cost as much as a small
+    network's whole deterministic step: on a 784-1024-1024-10 MLP at batch
+    128 (2-core CPU), noise alone made the train step 1.66x (TensorFlow) and
+    2.13x (JAX) slower, noise with `FlipOutPruning` 1.87x and 2.33x
+    (`benchmarks/RESULTS.md`). `scale=0` draws nothing (pruning without noise). To
+    halve the random bits, the TensorFlow path draws the Gaussian from 16-bit
+    uniforms (Box-Muller; |eps| is capped at 4.85 standard deviations); JAX
+    uses `keras.random.normal`.
+
+    Args:
+        inner_optimizer: The `keras.optimizers.Optimizer` that applies the
+            noisy gradients (or a string/config accepted by
+            `keras.optimizers.get`). Set `weight_decay`, clipping, EMA and
+            gradient accumulation on it.
+        scale: Non-negative float (default 1.0), the noise standard deviation
+            relative to the root-mean-square entry of `t_l`. `0` disables the
+            noise.
+        scale_by: `"gradient"` (default) or `"parameter"`, what `t_l` is (see
+            above). With `"parameter"`, prefer a scale of about 0.01.
+        seed: Integer or None, seeds the noise; equal seeds give equal noise.
+        name: Optional name of the optimizer.
+
+    Example:
+
+    ```python
+    opt = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.1, momentum=0.9))
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=350,
+              callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.999)])
+    ```
+
+    References:
+        - [Apostol et al., 2020](https://arxiv.org/abs/2009.14410), FlipOut:
+          Uncovering Redundant Weights via Sign Flipping.
+        - [Neelakantan et al., 2015](https://arxiv.org/abs/1511.06807),
+          Adding Gradient Noise Improves Learning for Very Deep Networks.
+    """
+
+    def __init__(
+        self, inner_optimizer, scale=1.0, scale_by="gradient", seed=None, name=None
+    ):
+        if isinstance(inner_optimizer, (str, dict)):
+            inner_optimizer = keras.optimizers.get(inner_optimizer)
+        if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                "Argument `inner_optimizer` must be a `keras.optimizers.Optimizer` "
+                f"instance. Received: inner_optimizer={inner_optimizer!r}"
+            )
+        if (
+            not isinstance(scale, numbers.Real)
+            or isinstance(scale, bool)
+            or not 0.0 <= scale < math.inf
+        ):
+            raise ValueError(
+                "Argument `scale` must be a non-negative, finite float. "
+                f"Received: scale={scale!r}"
+            )
+        if scale_by not in SCALE_BY:
+            raise ValueError(
+                f"Argument `scale_by` must be one of {list(SCALE_BY)}. "
+                f"Received: scale_by={scale_by!r}"
+            )
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise TypeError(
+                f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
+            )
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner_optimizer
+        self.scale = float(scale)
+        self.scale_by = scale_by
+        self.seed = seed
+        self.seed_generator = None
+        self._pruned_indices = None
+        self._masks = None
+        self._flips = None
+        self.pruning_events = None
+        # Set when pruning state is created; train functions traced before
+        # that do not apply it (FlipOutPruning then re-makes them).
+        self._pruning_state_is_new = False
+
+    def build(self, var_list):
+        if self.built:
+            return
+        # An optimizer does not track a SeedGenerator: its state must be
+        # tracked by hand, or the trainer never carries it between steps
+        # (on JAX the same noise would then repeat at every step).
+        self.seed_generator = keras.random.SeedGenerator(
+            self.seed, name="gradient_noise_seed"
+        )
+        self._track_variable(self.seed_generator.state)
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+        if trainable_variables is None:
+            variables = self._trainable_variables
+        else:
+            variables = list(trainable_variables)
+        masks = self._slots(self._masks, variables)
+        flips = self._slots(self._flips, variables)
+
+        noisy_grads = []
+        for grad, variable, mask in zip(grads, variables, masks):
+            if grad is not None and not self._overwrite_variable_with_gradient(
+                variable
+            ):
+                if mask is not None:
+                    grad = grad * ops.cast(mask, grad.dtype)
+                if self.scale > 0.0:
+                    grad = grad + self._noise(grad, variable, mask)
+            noisy_grads.append(grad)
+
+        signs = [None if m is None else ops.sign(v) for v, m in zip(variables, masks)]
+        self.inner_optimizer.apply(noisy_grads, trainable_variables)
+        for variable, mask, flip, sign in zip(variables, masks, flips, signs):
+            if mask is not None:
+                masked = variable * ops.cast(mask, variable.dtype)
+                variable.assign(masked)
+                flipped = ops.not_equal(ops.sign(masked), sign)
+                flip.assign_add(ops.cast(flipped, flip.dtype))
+
+    def _noise(self, grad, variable, mask):
+        target = grad if self.scale_by == "gradient" else variable
+        target = ops.cast(target, "float32")
+        size = math.prod(variable.shape)
+        flat = ops.reshape(target, (-1,))
+        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / size)
+        factor = self.inner_optimizer.loss_scale_factor
+        if self.scale_by == "parameter" and factor is not None:
+            # The inner optimizer divides everything it receives by its loss
+            # scale factor; only the gradient arrives scaled by it.
+            std = std * factor
+        noise = _normal(variable.shape, self.seed_generator, grad.dtype, std)
+        if mask is not None:
+            noise = noise * ops.cast(mask, grad.dtype)
+        return noise
+
+    def _slots(self, slots, variables):
+        if slots is None:
+            return [None] * len(variables)
+        return [slots[self._get_variable_index(v)] for v in variables]
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+        # An EMA inner optimizer overwrites the weights with their averages,
+        # which for pruned weights are small but not zero.
+        for variable, mask in zip(var_list, self._slots(self._masks, var_list)):
+            if mask is not None:
+                variable.assign(variable * ops.cast(mask, variable.dtype))
+
+    # Pruning state, created by `keras_stochastic.callbacks.FlipOutPruning`.
+
+    @property
+    def pruned_variables(self):
+        """The model variables that have masks and flip counters (a list)."""
+        if self._pruned_indices is None:
+            return []
+        return [self._trainable_variables[i] for i in self._pruned_indices]
+
+    def pruning_slots(self):
+        """`(variable, mask, flips)` triples of the pruned variables."""
+        return [
+            (self._trainable_variables[i], self._masks[i], self._flips[i])
+            for i in self._pruned_indices or ()
+        ]
+
+    def enable_pruning(self, variables):
+        """Creates masks (ones) and sign-flip counters (zeros) for `variables`.
+
+        Called by `FlipOutPruning` when training begins. Does nothing if the
+        same variables already have them (for example after a restore); the
+        set cannot change afterwards.
+
+        Args:
+            variables: Trainable variables this optimizer was built with.
+
+        Returns:
+            True if the state was created, False if it existed already.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Optimizer {self.name!r} must be built (by `fit`, or with "
+                "`optimizer.build(model.trainable_variables)`) before pruning "
+                "can be enabled."
+            )
+        for variable in variables:
+            if self._overwrite_variable_with_gradient(variable):
+                raise ValueError(
+                    "Variables with `overwrite_with_gradient` cannot be pruned. "
+                    f"Received: variable={variable.path}"
+                )
+        self._check_variables_are_known(variables)
+        indices = sorted({self._get_variable_index(v) for v in variables})
+        if self._pruned_indices is not None:
+            if indices != self._pruned_indices:
+                raise ValueError(
+                    f"Optimizer {self.name!r} already prunes the variables "
+                    f"{[v.path for v in self.pruned_variables]}; the set cannot "
+                    "change. Use a new optimizer to prune other variables. "
+                    f"Received: variables={[v.path for v in variables]}"
+                )
+            return False
+        self._create_pruning_state(indices)
+        return True
+
+    def _create_pruning_state(self, indices):
+        index_variable = self.add_variable(
+            (len(indices),), dtype="int32", name="pruned_variable_indices"
+        )
+        index_variable.assign(np.asarray(indices, dtype="int32"))
+        self.pruning_events = self.add_variable(
+            (), dtype="int32", name="pruning_events"
+        )
+        masks = [None] * len(self._trainable_variables)
+        flips = [None] * len(self._trainable_variables)
+        for i in indices:
+            masks[i] = self.add_variable_from_reference(
+                self._trainable_variables[i], name="pruning_mask", initializer="ones"
+            )
+        for i in indices:
+            variable = self._trainable_variables[i]
+            flips[i] = self.add_variable(
+                variable.shape,
+                dtype="float32",
+                name=f"{variable.path.replace('/', '_')}_sign_flips",
+            )
+        self._masks = masks
+        self._flips = flips
+        self._pruned_indices = list(indices)
+        self._pruning_state_is_new = True
+
+    def load_own_variables(self, store):
+        own = len(self._variables)
+        extra = len(store.keys()) - len(self.variables)
+        if self.built and self._pruned_indices is None and extra > 0:
+            # The saved optimizer was pruning: recreate its state (the pruned
+            # variables' indices are its first variable) before loading.
+            indices = np.asarray(store[str(own)]).astype(int).tolist()
+            if extra == 2 + 2 * len(indices):
+                self._create_pruning_state(indices)
+        super().load_own_variables(store)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(
+                self.inner_optimizer
+            ),
+            "scale": self.scale,
+            "scale_by": self.scale_by,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner_optimizer = keras.saving.deserialize_keras_object(
+            config.pop("inner_optimizer"), custom_objects=custom_objects
+        )
+        return cls(inner_optimizer, **config)

@@ -1,0 +1,216 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_stochastic as ks
+from tests import testing
+
+
+def _apply_once(optimizer, grads, values):
+    """Runs one eager `apply` and returns the updated values (numpy)."""
+    variables = [keras.Variable(v) for v in values]
+    optimizer.apply([ops.convert_to_tensor(g) for g in grads], variables)
+    return [testing.to_numpy(v) for v in variables]
+
+
+@pytest.mark.parametrize("scale_by", ["gradient", "parameter"])
+def test_noise_variance_matches_layer_norm(scale_by):
+    # SGD(1) without momentum: new = old - (g + eps), so eps = old - new - g.
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(200, 200)).astype("float32")
+    grad = (0.01 * rng.normal(size=(200, 200))).astype("float32")
+    bias, bias_grad = np.ones(7, "float32"), np.full(7, 0.5, "float32")
+    scale = 0.3
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(1.0), scale=scale, scale_by=scale_by, seed=3
+    )
+    new, new_bias = _apply_once(optimizer, [grad, bias_grad], [theta, bias])
+    eps = (theta - new - grad).ravel().astype("float64")
+    target = grad if scale_by == "gradient" else theta
+    expected = scale**2 * np.sum(target.astype("float64") ** 2) / target.size
+    n = eps.size
+    assert abs(eps.mean()) < testing.sample_tolerance(np.sqrt(expected), n)
+    # The sample variance of n Gaussians has standard error var * sqrt(2 / n).
+    assert abs(eps.var() - expected) < 5 * expected * np.sqrt(2.0 / n)
+    # Biases get noise too, scaled by their own norm (7 draws: a loose check).
+    bias_target = bias_grad if scale_by == "gradient" else bias
+    bias_eps = bias - new_bias - bias_grad
+    assert np.all(bias_eps != 0)
+    assert np.all(np.abs(bias_eps) < 6 * scale * np.sqrt(np.mean(bias_target**2)))
+
+
+def test_noise_anneals_as_weights_are_pruned():
+    rng = np.random.default_rng(1)
+    theta = keras.Variable(rng.normal(size=(300, 300)).astype("float32"))
+    grad = ops.convert_to_tensor(rng.normal(size=(300, 300)).astype("float32"))
+    optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(1.0), seed=5)
+    optimizer.build([theta])
+    optimizer.enable_pruning([theta])
+    _, mask, _ = optimizer.pruning_slots()[0]
+    keep = rng.random((300, 300)) < 0.25
+    mask.assign(keep.astype("float32"))
+    theta.assign(np.where(keep, testing.to_numpy(theta), 0.0))
+    old = testing.to_numpy(theta)
+    optimizer.apply([grad], [theta])
+    new = testing.to_numpy(theta)
+    g = testing.to_numpy(grad)
+    # Pruned weights stay exactly zero: no gradient and no noise reaches them.
+    assert np.all(new[~keep] == 0.0)
+    eps = (old - new - g)[keep].astype("float64")
+    # d counts every entry, pruned ones included, so the variance shrinks with
+    # the masked gradient norm: about a quarter of the unpruned value here.
+    expected = np.sum((g * keep).astype("float64") ** 2) / g.size
+    assert abs(eps.var() - expected) < 5 * expected * np.sqrt(2.0 / eps.size)
+    assert expected < 0.3 * np.mean(g.astype("float64") ** 2)
+
+
+def test_scale_zero_is_the_inner_optimizer():
+    rng = np.random.default_rng(2)
+    values = [rng.normal(size=(5, 4)).astype("float32"), np.zeros(4, "float32")]
+    grads = [rng.normal(size=(5, 4)).astype("float32"), np.ones(4, "float32")]
+    wrapped = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(0.1, momentum=0.9), scale=0.0
+    )
+    plain = keras.optimizers.SGD(0.1, momentum=0.9)
+    for got, want in zip(
+        _apply_once(wrapped, grads, values), _apply_once(plain, grads, values)
+    ):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_skips_none_and_overwrite_with_gradient():
+    kernel = keras.Variable(np.ones((3, 3), "float32"))
+    frozen = keras.Variable(np.ones(3, "float32"))
+    counter = keras.Variable(np.zeros(2, "float32"))
+    counter.overwrite_with_gradient = True
+    optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.1), seed=1)
+    grads = [ops.ones((3, 3)), None, ops.convert_to_tensor([4.0, 5.0])]
+    optimizer.apply(grads, [kernel, frozen, counter])
+    np.testing.assert_array_equal(testing.to_numpy(frozen), np.ones(3))
+    np.testing.assert_array_equal(testing.to_numpy(counter), [4.0, 5.0])
+    assert np.all(testing.to_numpy(kernel) != 0.9)
+
+
+def test_equal_seeds_equal_noise():
+    grads = [np.ones((4, 4), "float32")]
+    values = [np.zeros((4, 4), "float32")]
+    runs = [
+        _apply_once(
+            ks.optimizers.GradientNoise(keras.optimizers.SGD(1.0), seed=seed),
+            grads,
+            values,
+        )[0]
+        for seed in (7, 7, 8)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], runs[2])
+
+
+def _constant_gradient_model():
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(50, use_bias=False, kernel_initializer="zeros")]
+    )
+    # d loss / d kernel = x^T 1 / batch = 1 for every entry, whatever the kernel.
+    return model, (lambda y_true, y_pred: ops.sum(y_pred, axis=-1))
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.kernels.append(testing.to_numpy(self.model.layers[0].kernel))
+
+
+def test_fresh_noise_every_compiled_step():
+    # On JAX an untracked SeedGenerator would repeat the same noise at every
+    # step of a jit-compiled fit; here the seed state is an optimizer variable.
+    model, loss = _constant_gradient_model()
+    optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(1.0), scale=0.5, seed=4)
+    model.compile(optimizer, loss, jit_compile=True)
+    recorder = _Recorder()
+    x, y = np.ones((6, 6), "float32"), np.zeros((6, 50), "float32")
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[recorder])
+    kernels = [np.zeros((6, 50), "float32")] + recorder.kernels
+    noise = [before - after - 1.0 for before, after in zip(kernels, kernels[1:])]
+    assert len(noise) == 6
+    for i in range(6):
+        # Entries are N(0, 0.5**2): the sample std of 300 draws is close.
+        assert 0.4 < noise[i].std() < 0.6
+        for j in range(i):
+            assert not np.allclose(noise[i], noise[j])
+    assert int(testing.to_numpy(optimizer.iterations)) == 6
+
+
+def test_forwards_learning_rate_and_iterations():
+    inner = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer = ks.optimizers.GradientNoise(inner)
+    assert float(testing.to_numpy(optimizer.learning_rate)) == pytest.approx(0.1)
+    optimizer.learning_rate = 0.05
+    assert float(testing.to_numpy(inner.learning_rate)) == pytest.approx(0.05)
+    variable = keras.Variable(np.ones(3, "float32"))
+    optimizer.apply([ops.ones(3)], [variable])
+    optimizer.apply([ops.ones(3)], [variable])
+    assert optimizer.iterations is inner.iterations
+    assert int(testing.to_numpy(optimizer.iterations)) == 2
+    own = {id(v) for v in optimizer.variables} - {id(v) for v in inner.variables}
+    names = {v.name for v in optimizer.variables if id(v) in own}
+    assert "seed_generator_state" in names
+
+
+def test_config_roundtrip():
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.Adam(0.003, beta_1=0.8), scale=0.01, scale_by="parameter",
+        seed=9, name="noisy",
+    )
+    restored = testing.config_roundtrip(optimizer)
+    assert isinstance(restored, ks.optimizers.GradientNoise)
+    assert restored.get_config() == optimizer.get_config()
+    assert isinstance(restored.inner_optimizer, keras.optimizers.Adam)
+    assert restored.inner_optimizer.beta_1 == 0.8
+
+
+def test_save_and_reload_keeps_optimizer_state(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(0.1, momentum=0.9), scale=0.5, seed=2
+    )
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    testing.fit_steps(model, x, np.zeros((8, 2), "float32"), steps=1, optimizer=optimizer)
+    restored = testing.save_and_reload(model, tmp_path)
+    assert isinstance(restored.optimizer, ks.optimizers.GradientNoise)
+    assert restored.optimizer.get_config() == optimizer.get_config()
+    for a, b in zip(restored.optimizer.variables, optimizer.variables):
+        np.testing.assert_array_equal(testing.to_numpy(a), testing.to_numpy(b))
+    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_mixed_float16_fit():
+    keras.config.set_dtype_policy("mixed_float16")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.01), seed=0)
+    x = np.ones((4, 4), "float32")
+    loss = testing.fit_steps(model, x, np.zeros((4, 3), "float32"), steps=1,
+                             optimizer=optimizer)
+    assert np.isfinite(loss)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"inner_optimizer": "not_an_optimizer"}, ValueError, "not_an_optimizer"),
+        ({"inner_optimizer": 3}, TypeError, "Received: inner_optimizer=3"),
+        ({"scale": -1.0}, ValueError, "Received: scale=-1.0"),
+        ({"scale": float("nan")}, ValueError, "Received: scale=nan"),
+        ({"scale": True}, ValueError, "Received: scale=True"),
+        ({"scale_by": "weights"}, ValueError, "Received: scale_by='weights'"),
+        ({"seed": 1.5}, TypeError, "Received: seed=1.5"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    kwargs.setdefault("inner_optimizer", keras.optimizers.SGD())
+    with pytest.raises(error, match=message.replace("(", r"\(").replace("[", r"\[")):
+        ks.optimizers.GradientNoise(**kwargs)
