@@ -1,0 +1,255 @@
+"""Gaussian-dropout posterior `q(w) = N(theta, alpha theta^2)` (see `keras_stochastic.posteriors`)."""
+
+import math
+import numbers
+
+import keras
+from keras import ops
+
+from keras_stochastic import _random
+from keras_stochastic import kl as kl_lib
+
+PARAMETERIZATIONS = ("additive", "weight", "neuron", "layer")
+PRIORS = ("log_uniform", "student_t", "ard")
+
+# log alpha is clipped to this range (Molchanov et al.'s code and
+# google-research/state_of_sparsity use +-8); "kingma" lowers the upper end
+# to 0 (alpha <= 1), the domain of its polynomial.
+LOG_ALPHA_MIN = -8.0
+LOG_ALPHA_MAX = 8.0
+# Added to theta^2 under the log of the additive parameterization, as in the
+# reference implementations, so that a zero theta gives a finite log alpha.
+THETA_SQUARED_EPSILON = 1e-8
+# Degrees of freedom of the Student-t prior (Neklyudov et al., 2019): close
+# enough to zero that the prior is log-uniform for every |w| >> 1e-8.
+STUDENT_T_DF = 1e-16
+# Defaults of the initial log sigma^2 (additive; Molchanov et al.) and log
+# alpha (other parameterizations; Neklyudov et al.'s LinearVDO).
+DEFAULT_LOG_SIGMA2 = -10.0
+DEFAULT_LOG_ALPHA = -5.0
+
+
+def _validate_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(
+            f"Argument `{name}` must be one of {list(allowed)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def validate_threshold(threshold):
+    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
+        raise TypeError(
+            "Argument `threshold` must be a float. "
+            f"Received: threshold={threshold!r}"
+        )
+    if not LOG_ALPHA_MIN <= threshold <= LOG_ALPHA_MAX:
+        raise ValueError(
+            "Argument `threshold` must lie in the range log alpha is clipped to, "
+            f"[{LOG_ALPHA_MIN}, {LOG_ALPHA_MAX}]. Received: threshold={threshold!r}"
+        )
+    return float(threshold)
+
+
+def get_log_initializer(identifier, name):
+    """A finite number means a constant; anything else goes to `keras.initializers.get`."""
+    if isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
+        if not math.isfinite(identifier):
+            raise ValueError(
+                f"Argument `{name}` must be a finite float or a Keras "
+                f"initializer. Received: {name}={identifier!r}"
+            )
+        return keras.initializers.Constant(float(identifier))
+    try:
+        return keras.initializers.get(identifier)
+    except ValueError as error:
+        raise ValueError(
+            f"Argument `{name}` must be a finite float or a Keras initializer. "
+            f"Received: {name}={identifier!r}"
+        ) from error
+
+
+class VariationalDropoutWeights:
+    """One call's view of a Gaussian-dropout posterior.
+
+    `log_alpha` (float32, clipped) is computed once per view and shared by the
+    estimator (through `variance` or `noise`), the KL and the mask.
+    """
+
+    def __init__(self, posterior, dtype):
+        self._posterior = posterior
+        self.dtype = dtype
+        self._theta = ops.convert_to_tensor(posterior.mean)
+        self.mean = ops.cast(self._theta, dtype)
+        self.log_alpha = posterior.log_alpha()
+
+    @property
+    def inference_kernel(self):
+        keep = ops.less(self.log_alpha, self._posterior.threshold)
+        return ops.cast(ops.where(keep, self._theta, 0.0), self.dtype)
+
+    def _variance32(self):
+        return ops.exp(self.log_alpha) * ops.square(self._theta)
+
+    @property
+    def variance(self):
+        return ops.cast(self._variance32(), self.dtype)
+
+    def noise(self, seed):
+        stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
+        epsilon = _random.normal(self._theta.shape, seed, self.dtype)
+        return ops.cast(stddev, self.dtype) * epsilon
+
+    def kl(self, seed):
+        posterior = self._posterior
+        kernel_size = math.prod(self._theta.shape)
+        if posterior.prior == "student_t":
+            return self._student_t_kl(seed)
+        if posterior.prior == "ard":
+            # Kharitonov et al. (2018): with the ARD prior N(0, tau^2) at its
+            # optimal tau^2 = (1 + alpha) theta^2, KL = 0.5 log(1 + 1/alpha).
+            per_alpha = 0.5 * ops.softplus(-self.log_alpha)
+        elif posterior.kl_approximation == "monte_carlo":
+            # One draw per weight, also for a shared log alpha.
+            log_alpha = ops.broadcast_to(self.log_alpha, self._theta.shape)
+            return ops.sum(
+                kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed)
+            )
+        else:
+            per_alpha = kl_lib.log_uniform_kl_elementwise(
+                self.log_alpha, posterior.kl_approximation
+            )
+        # A log alpha shared by a neuron or the layer counts once per weight.
+        weights_per_alpha = kernel_size // math.prod(self.log_alpha.shape)
+        return weights_per_alpha * ops.sum(per_alpha)
+
+    def _student_t_kl(self, seed):
+        # One-sample Monte Carlo estimate of E_q[log q(w) - log p(w)] with the
+        # entropy of q analytic; log p drops its normalizer and the constant
+        # is set so that the KL matches the log-uniform one (-> 0 as alpha ->
+        # inf) wherever |w| >> sqrt(df).
+        theta = self._theta
+        log_variance = self.log_alpha + ops.log(
+            ops.square(theta) + THETA_SQUARED_EPSILON
+        )
+        epsilon = _random.normal(theta.shape, seed, "float32")
+        weights = theta + ops.exp(0.5 * log_variance) * epsilon
+        per_weight = (
+            kl_lib.LOG_UNIFORM_CONSTANT
+            - 0.5 * log_variance
+            + (0.5 * (STUDENT_T_DF + 1.0))
+            * ops.log(ops.square(weights) + STUDENT_T_DF)
+        )
+        return ops.sum(per_weight)
+
+
+class VariationalDropoutPosterior:
+    """Gaussian dropout `q(w) = N(theta, alpha theta^2)` with a selectable `alpha` granularity.
+
+    Creates the variables `<prefix>_mean` (theta, initialized by the layer's
+    kernel initializer, regularized and constrained like a Keras kernel) and,
+    by `parameterization`:
+
+    - `"additive"`: `<prefix>_log_sigma2` of the kernel's shape, with
+      `log alpha = log sigma^2 - log(theta^2 + 1e-8)` (Molchanov et al.,
+      2017: the noise parameter is independent of theta, which keeps the
+      gradient of theta low-variance at large alpha);
+    - `"weight"`: `<prefix>_log_alpha` of the kernel's shape;
+    - `"neuron"`: `<prefix>_log_alpha` of shape `(units,)` / `(filters,)`,
+      one per output unit (broadcast over the kernel's last axis);
+    - `"layer"`: `<prefix>_log_alpha` of shape `()`, one for the layer.
+
+    `log alpha` is clipped to [-8, 8] ([-8, 0] with `kl_approximation=
+    "kingma"`) and the clipped value is used everywhere: in the KL, the
+    training noise (variance `alpha theta^2`) and the inference mask
+    `log alpha < threshold`. Clipping stops the gradient of `log alpha`
+    outside the range, as in the reference implementations.
+    """
+
+    default_inference = "mean"
+
+    def __init__(
+        self,
+        parameterization="additive",
+        kl_approximation="molchanov",
+        prior="log_uniform",
+        threshold=3.0,
+        log_variance_initializer=None,
+        prefix="kernel",
+    ):
+        self.parameterization = _validate_choice(
+            "parameterization", parameterization, PARAMETERIZATIONS
+        )
+        self.kl_approximation = _validate_choice(
+            "kl_approximation", kl_approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS
+        )
+        self.prior = _validate_choice("prior", prior, PRIORS)
+        if prior != "log_uniform" and kl_approximation != "molchanov":
+            raise ValueError(
+                "Argument `kl_approximation` applies to the log-uniform prior "
+                f"only; the {prior!r} prior has its own KL. Pass "
+                'prior="log_uniform" or leave kl_approximation at its default. '
+                f"Received: kl_approximation={kl_approximation!r}, prior={prior!r}"
+            )
+        self.threshold = validate_threshold(threshold)
+        self.prefix = prefix
+        self._log_variance_identifier = log_variance_initializer
+        if log_variance_initializer is None:
+            log_variance_initializer = (
+                DEFAULT_LOG_SIGMA2 if parameterization == "additive" else DEFAULT_LOG_ALPHA
+            )
+        self.log_variance_initializer = get_log_initializer(
+            log_variance_initializer, "log_variance_initializer"
+        )
+        self.log_alpha_max = 0.0 if kl_approximation == "kingma" else LOG_ALPHA_MAX
+
+    def build(self, layer, shape, initializer, regularizer=None, constraint=None):
+        self.mean = layer.add_weight(
+            name=f"{self.prefix}_mean",
+            shape=shape,
+            initializer=initializer,
+            regularizer=regularizer,
+            constraint=constraint,
+            autocast=False,
+        )
+        if self.parameterization == "additive":
+            name, noise_shape = "log_sigma2", shape
+        elif self.parameterization == "weight":
+            name, noise_shape = "log_alpha", shape
+        elif self.parameterization == "neuron":
+            name, noise_shape = "log_alpha", shape[-1:]
+        else:
+            name, noise_shape = "log_alpha", ()
+        self.log_variance = layer.add_weight(
+            name=f"{self.prefix}_{name}",
+            shape=noise_shape,
+            initializer=self.log_variance_initializer,
+            autocast=False,
+        )
+
+    def log_alpha(self):
+        """Clipped `log alpha` (float32) in the parameterization's shape."""
+        if self.parameterization == "additive":
+            theta = ops.convert_to_tensor(self.mean)
+            log_alpha = self.log_variance - ops.log(
+                ops.square(theta) + THETA_SQUARED_EPSILON
+            )
+        else:
+            log_alpha = ops.convert_to_tensor(self.log_variance)
+        return ops.clip(log_alpha, LOG_ALPHA_MIN, self.log_alpha_max)
+
+    def __call__(self, dtype):
+        return VariationalDropoutWeights(self, dtype)
+
+    def get_config(self):
+        initializer = self._log_variance_identifier
+        if initializer is not None and not isinstance(initializer, numbers.Real):
+            initializer = keras.initializers.serialize(self.log_variance_initializer)
+        return {
+            "parameterization": self.parameterization,
+            "kl_approximation": self.kl_approximation,
+            "prior": self.prior,
+            "threshold": self.threshold,
+            "log_variance_initializer": initializer,
+        }
