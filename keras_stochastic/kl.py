@@ -131,6 +131,19 @@ def log_uniform_kl_elementwise(log_alpha, approximation="molchanov", seed=None):
     return ops.log(ops.maximum(shifted, _LOG_FLOOR)) + LOG_UNIFORM_CONSTANT
 
 
+def molchanov_kl_sum(neg_log_alpha):
+    """Sum of the `"molchanov"` KL over elements, given `-log alpha`.
+
+    The same value as `ops.sum(log_uniform_kl_elementwise(log_alpha))` in
+    fewer elementwise passes (the constant factors move out of the sums),
+    which matters for kernel-sized tensors on CPU.
+    """
+    neg_log_alpha = ops.cast(neg_log_alpha, "float32")
+    return MOLCHANOV_K1 * ops.sum(
+        ops.sigmoid(MOLCHANOV_K3 * neg_log_alpha - MOLCHANOV_K2)
+    ) + 0.5 * ops.sum(ops.softplus(neg_log_alpha))
+
+
 def log_uniform_kl(log_alpha, approximation="molchanov", seed=None):
     """KL(N(theta, alpha theta^2) || log-uniform prior), summed over elements.
 

@@ -73,8 +73,10 @@ def get_log_initializer(identifier, name):
 class VariationalDropoutWeights:
     """One call's view of a Gaussian-dropout posterior.
 
-    `log_alpha` (float32, clipped) is computed once per view and shared by the
-    estimator (through `variance` or `noise`), the KL and the mask.
+    `log alpha` (float32, clipped) is computed at most once per view and
+    shared by the estimator, the KL and the mask. On CPU the elementwise
+    passes over the kernel cost as much as the matmuls, so each quantity is
+    computed in the fewest passes (see `VariationalDropoutPosterior`).
     """
 
     def __init__(self, posterior, dtype):
@@ -82,53 +84,81 @@ class VariationalDropoutWeights:
         self.dtype = dtype
         self._theta = ops.convert_to_tensor(posterior.mean)
         self.mean = ops.cast(self._theta, dtype)
-        self.log_alpha = posterior.log_alpha()
+        self._log_alpha = None
+
+    @property
+    def log_alpha(self):
+        if self._log_alpha is None:
+            self._log_alpha = self._posterior.log_alpha()
+        return self._log_alpha
 
     @property
     def inference_kernel(self):
         keep = ops.less(self.log_alpha, self._posterior.threshold)
         return ops.cast(ops.where(keep, self._theta, 0.0), self.dtype)
 
-    def _variance32(self):
-        return ops.exp(self.log_alpha) * ops.square(self._theta)
+    def _log_sigma2_is_variance(self):
+        # The additive parameterization learns the variance itself.
+        return self._posterior.parameterization == "additive" and (
+            self._posterior.kl_approximation != "kingma"
+        )
 
     @property
     def variance(self):
-        return ops.cast(self._variance32(), self.dtype)
+        if self._log_sigma2_is_variance():
+            variance = ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
+        else:
+            variance = ops.exp(self.log_alpha) * ops.square(self._theta)
+        return ops.cast(variance, self.dtype)
 
     def noise(self, seed):
-        stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
+        if self._log_sigma2_is_variance():
+            stddev = ops.exp(0.5 * ops.convert_to_tensor(self._posterior.log_variance))
+        else:
+            stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
         epsilon = _random.normal(self._theta.shape, seed, self.dtype)
         return ops.cast(stddev, self.dtype) * epsilon
 
     def kl(self, seed):
         posterior = self._posterior
-        kernel_size = math.prod(self._theta.shape)
         if posterior.prior == "student_t":
             return self._student_t_kl(seed)
-        if posterior.prior == "ard":
-            # Kharitonov et al. (2018): with the ARD prior N(0, tau^2) at its
-            # optimal tau^2 = (1 + alpha) theta^2, KL = 0.5 log(1 + 1/alpha).
-            per_alpha = 0.5 * ops.softplus(-self.log_alpha)
-        elif posterior.kl_approximation == "monte_carlo":
+        if posterior.prior == "log_uniform" and posterior.kl_approximation == "monte_carlo":
             # One draw per weight, also for a shared log alpha.
             log_alpha = ops.broadcast_to(self.log_alpha, self._theta.shape)
             return ops.sum(
                 kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed)
             )
+        if posterior.prior == "ard":
+            # Kharitonov et al. (2018): with the ARD prior N(0, tau^2) at its
+            # optimal tau^2 = (1 + alpha) theta^2, KL = 0.5 log(1 + 1/alpha).
+            total = 0.5 * ops.sum(ops.softplus(-self.log_alpha))
+        elif posterior.kl_approximation == "molchanov":
+            if self._log_alpha is None and posterior.parameterization == "additive":
+                # -log alpha straight from the variables: one pass fewer.
+                total = kl_lib.molchanov_kl_sum(
+                    neg_log_alpha=posterior.neg_log_alpha()
+                )
+            else:
+                total = kl_lib.molchanov_kl_sum(neg_log_alpha=-self.log_alpha)
         else:
-            per_alpha = kl_lib.log_uniform_kl_elementwise(
-                self.log_alpha, posterior.kl_approximation
+            total = ops.sum(
+                kl_lib.log_uniform_kl_elementwise(self.log_alpha, "kingma")
             )
         # A log alpha shared by a neuron or the layer counts once per weight.
-        weights_per_alpha = kernel_size // math.prod(self.log_alpha.shape)
-        return weights_per_alpha * ops.sum(per_alpha)
+        kernel_size = math.prod(self._theta.shape)
+        return (kernel_size // math.prod(self.log_alpha_shape)) * total
+
+    @property
+    def log_alpha_shape(self):
+        return self._posterior.log_variance.shape
 
     def _student_t_kl(self, seed):
         # One-sample Monte Carlo estimate of E_q[log q(w) - log p(w)] with the
-        # entropy of q analytic; log p drops its normalizer and the constant
+        # entropy of q analytic. log p drops its normalizer, and the constant
         # is set so that the KL matches the log-uniform one (-> 0 as alpha ->
-        # inf) wherever |w| >> sqrt(df).
+        # inf) wherever |w| >> sqrt(df). The sample's variance is
+        # alpha (theta^2 + 1e-8), finite for theta = 0.
         theta = self._theta
         log_variance = self.log_alpha + ops.log(
             ops.square(theta) + THETA_SQUARED_EPSILON
@@ -227,6 +257,17 @@ class VariationalDropoutPosterior:
             initializer=self.log_variance_initializer,
             autocast=False,
         )
+
+    def neg_log_alpha(self):
+        """Clipped `-log alpha` (float32), computed from the variables directly."""
+        if self.parameterization == "additive":
+            theta = ops.convert_to_tensor(self.mean)
+            neg_log_alpha = ops.log(ops.square(theta) + THETA_SQUARED_EPSILON) - (
+                self.log_variance
+            )
+        else:
+            neg_log_alpha = -ops.convert_to_tensor(self.log_variance)
+        return ops.clip(neg_log_alpha, -self.log_alpha_max, -LOG_ALPHA_MIN)
 
     def log_alpha(self):
         """Clipped `log alpha` (float32) in the parameterization's shape."""
