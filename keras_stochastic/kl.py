@@ -100,7 +100,13 @@ def _validate_seed(seed):
     if isinstance(seed, keras.random.SeedGenerator):
         return seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return int(seed)
+        # The fixed seed `keras.random` makes of an integer, in the wrapper
+        # `_random` draws from (it takes generators only): the same draw on
+        # every call, and no variable created inside a traced function.
+        dtype = "int64" if keras.backend.backend() == "tensorflow" else "uint32"
+        return _random.PredrawnSeed(
+            ops.convert_to_tensor([int(seed) & 0xFFFFFFFF, 0], dtype=dtype)
+        )
     raise ValueError(
         "Argument `seed` must be a `keras.random.SeedGenerator` or an integer "
         'when `approximation="monte_carlo"`. '
@@ -139,9 +145,12 @@ def molchanov_kl_sum(neg_log_alpha):
     which matters for kernel-sized tensors on CPU.
     """
     neg_log_alpha = ops.cast(neg_log_alpha, "float32")
+    # softplus(u) = relu(u) + log1p(exp(-|u|)): TensorFlow's `Softplus`
+    # kernel costs several times as much on CPU.
+    softplus = ops.relu(neg_log_alpha) + ops.log1p(ops.exp(-ops.abs(neg_log_alpha)))
     return MOLCHANOV_K1 * ops.sum(
         ops.sigmoid(MOLCHANOV_K3 * neg_log_alpha - MOLCHANOV_K2)
-    ) + 0.5 * ops.sum(ops.softplus(neg_log_alpha))
+    ) + 0.5 * ops.sum(softplus)
 
 
 def log_uniform_kl(log_alpha, approximation="molchanov", seed=None):

@@ -70,6 +70,58 @@ def get_log_initializer(identifier, name):
         ) from error
 
 
+def additive_molchanov_stats(theta, log_sigma2, log_alpha_max=LOG_ALPHA_MAX):
+    """`(sigma^2, molchanov KL sum)` of the additive parameterization, with a fused gradient.
+
+    `sigma^2 = exp(log_sigma2)` is the training noise's variance and the KL
+    is `ks.kl.log_uniform_kl(log_alpha, "molchanov")` with `log_alpha =
+    clip(log_sigma2 - log(theta^2 + 1e-8), -8, log_alpha_max)`. Autodiff
+    through the clip, the sigmoid, the softplus and the two sums makes a
+    chain of kernel-sized temporaries (and TensorFlow's `Softplus` kernel is
+    slow on CPU); the gradient is written out instead. With `u = -log_alpha`
+    and `s = sigmoid(k3 u - k2)`:
+
+    `d KL / d u = k1 k3 s (1 - s) + 0.5 sigmoid(u)` inside the clipping range
+    (0 outside it, as for `ops.clip`), `d u / d log_sigma2 = -1`,
+    `d u / d theta = 2 theta / (theta^2 + 1e-8)`.
+    """
+    k1, k2, k3 = kl_lib.MOLCHANOV_K1, kl_lib.MOLCHANOV_K2, kl_lib.MOLCHANOV_K3
+
+    @ops.custom_gradient
+    def stats(theta, log_sigma2):
+        theta_squared = ops.square(theta) + THETA_SQUARED_EPSILON
+        neg_log_alpha = ops.log(theta_squared) - log_sigma2
+        clipped = ops.clip(neg_log_alpha, -log_alpha_max, -LOG_ALPHA_MIN)
+        fit = ops.sigmoid(k3 * clipped - k2)
+        # softplus(u) = relu(u) + log1p(exp(-|u|)), cheaper than ops.softplus.
+        softplus = ops.relu(clipped) + ops.log1p(ops.exp(-ops.abs(clipped)))
+        kl = k1 * ops.sum(fit) + 0.5 * ops.sum(softplus)
+        variance = ops.exp(log_sigma2)
+
+        def grad(*args, upstream=None):
+            # TensorFlow passes one gradient per output, JAX one tuple.
+            if upstream is None:
+                upstream = args[0] if len(args) == 1 else args
+            d_variance, d_kl = upstream
+            inside = ops.logical_and(
+                ops.greater(neg_log_alpha, -log_alpha_max),
+                ops.less(neg_log_alpha, -LOG_ALPHA_MIN),
+            )
+            d_u = ops.where(
+                inside,
+                (k1 * k3) * fit * (1.0 - fit) + 0.5 * ops.sigmoid(clipped),
+                0.0,
+            ) * d_kl
+            d_theta = d_u * (2.0 * theta / theta_squared)
+            if d_variance is None:
+                return d_theta, -d_u
+            return d_theta, d_variance * variance - d_u
+
+        return (variance, kl), grad
+
+    return stats(theta, log_sigma2)
+
+
 class VariationalDropoutWeights:
     """One call's view of a Gaussian-dropout posterior.
 
@@ -85,6 +137,26 @@ class VariationalDropoutWeights:
         self._theta = ops.convert_to_tensor(posterior.mean)
         self.mean = ops.cast(self._theta, dtype)
         self._log_alpha = None
+        self._fused = None
+
+    def _fused_stats(self):
+        """`(sigma^2, KL)` from `additive_molchanov_stats`, or None where it does not apply."""
+        posterior = self._posterior
+        if not (
+            posterior.parameterization == "additive"
+            and posterior.kl_approximation == "molchanov"
+            and posterior.prior == "log_uniform"
+        ):
+            return None
+        if self._fused is None:
+            # `cast` reads the variables: TensorFlow's custom gradient must
+            # see tensors, not variables.
+            self._fused = additive_molchanov_stats(
+                ops.cast(posterior.mean, "float32"),
+                ops.cast(posterior.log_variance, "float32"),
+                posterior.log_alpha_max,
+            )
+        return self._fused
 
     @property
     def log_alpha(self):
@@ -105,6 +177,9 @@ class VariationalDropoutWeights:
 
     @property
     def variance(self):
+        fused = self._fused_stats()
+        if fused is not None:
+            return ops.cast(fused[0], self.dtype)
         if self._log_sigma2_is_variance():
             variance = ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
         else:
@@ -121,6 +196,9 @@ class VariationalDropoutWeights:
 
     def kl(self, seed):
         posterior = self._posterior
+        fused = self._fused_stats()
+        if fused is not None:
+            return fused[1]
         if posterior.prior == "student_t":
             return self._student_t_kl(seed)
         if posterior.prior == "log_uniform" and posterior.kl_approximation == "monte_carlo":
@@ -134,13 +212,7 @@ class VariationalDropoutWeights:
             # optimal tau^2 = (1 + alpha) theta^2, KL = 0.5 log(1 + 1/alpha).
             total = 0.5 * ops.sum(ops.softplus(-self.log_alpha))
         elif posterior.kl_approximation == "molchanov":
-            if self._log_alpha is None and posterior.parameterization == "additive":
-                # -log alpha straight from the variables: one pass fewer.
-                total = kl_lib.molchanov_kl_sum(
-                    neg_log_alpha=posterior.neg_log_alpha()
-                )
-            else:
-                total = kl_lib.molchanov_kl_sum(neg_log_alpha=-self.log_alpha)
+            total = kl_lib.molchanov_kl_sum(neg_log_alpha=-self.log_alpha)
         else:
             total = ops.sum(
                 kl_lib.log_uniform_kl_elementwise(self.log_alpha, "kingma")
@@ -257,17 +329,6 @@ class VariationalDropoutPosterior:
             initializer=self.log_variance_initializer,
             autocast=False,
         )
-
-    def neg_log_alpha(self):
-        """Clipped `-log alpha` (float32), computed from the variables directly."""
-        if self.parameterization == "additive":
-            theta = ops.convert_to_tensor(self.mean)
-            neg_log_alpha = ops.log(ops.square(theta) + THETA_SQUARED_EPSILON) - (
-                self.log_variance
-            )
-        else:
-            neg_log_alpha = -ops.convert_to_tensor(self.log_variance)
-        return ops.clip(neg_log_alpha, -self.log_alpha_max, -LOG_ALPHA_MIN)
 
     def log_alpha(self):
         """Clipped `log alpha` (float32) in the parameterization's shape."""

@@ -420,3 +420,38 @@ def test_config_keeps_the_variational_dropout_arguments():
         "seed": 9,
     }.items():
         assert config[key] == value
+
+
+def test_fused_additive_molchanov_stats_match_autodiff():
+    # Values and gradients of the fused op against autodiff of the plain
+    # formulas, with log alpha on both sides of both clipping bounds and an
+    # exact zero theta (log alpha clipped at 8).
+    from keras_stochastic import kl as kl_lib
+    from keras_stochastic.posteriors.dropout import additive_molchanov_stats
+    from tests.testing import gradients
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0.0, 0.05, (30, 20)).astype("float32")
+    theta[0, 0] = 0.0
+    log_sigma2 = rng.uniform(-22.0, -2.0, (30, 20)).astype("float32")
+    upstream = rng.normal(size=(30, 20)).astype("float32")
+    ops = keras.ops
+
+    def plain(theta, log_sigma2):
+        log_alpha = ops.clip(log_sigma2 - ops.log(ops.square(theta) + 1e-8), -8.0, 8.0)
+        kl = ops.sum(kl_lib.log_uniform_kl_elementwise(log_alpha, "molchanov"))
+        return 1e3 * ops.sum(ops.exp(log_sigma2) * upstream) + 0.37 * kl
+
+    def fused(theta, log_sigma2):
+        variance, kl = additive_molchanov_stats(theta, log_sigma2)
+        return 1e3 * ops.sum(variance * upstream) + 0.37 * kl
+
+    log_alpha = log_sigma2 - np.log(theta.astype("float64") ** 2 + 1e-8)
+    assert (log_alpha < -8).any() and (log_alpha > 8).any()
+    np.testing.assert_allclose(
+        to_numpy(fused(theta, log_sigma2)), to_numpy(plain(theta, log_sigma2)), rtol=1e-5
+    )
+    for got, expected in zip(
+        gradients(fused, theta, log_sigma2), gradients(plain, theta, log_sigma2)
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
