@@ -43,8 +43,11 @@ class Conv1DVariationalDropout(VariationalDropoutConv):
     size).
 
     `log alpha` is clipped to [-8, 8] (to [-8, 0] with
-    `kl_approximation="kingma"`); the clipped value is used for the KL, the
-    training noise and the mask. The bias is a point estimate.
+    `kl_approximation="kingma"`); the clipped value is used for the KL and
+    the mask. The training noise has variance `alpha theta^2` with the
+    clipped `alpha`, except in the default `"additive"` parameterization,
+    whose noise variance is the learned `sigma^2` itself (Molchanov et al.'s
+    additive reparameterization). The bias is a point estimate.
 
     Works like `keras.layers.Conv1D` otherwise: same arguments, names and
     defaults.

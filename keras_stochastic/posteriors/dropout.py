@@ -263,10 +263,12 @@ class VariationalDropoutPosterior:
     - `"layer"`: `<prefix>_log_alpha` of shape `()`, one for the layer.
 
     `log alpha` is clipped to [-8, 8] ([-8, 0] with `kl_approximation=
-    "kingma"`) and the clipped value is used everywhere: in the KL, the
-    training noise (variance `alpha theta^2`) and the inference mask
-    `log alpha < threshold`. Clipping stops the gradient of `log alpha`
-    outside the range, as in the reference implementations.
+    "kingma"`) and the clipped value is used in the KL, the inference mask
+    `log alpha < threshold` and the training noise (variance `alpha
+    theta^2`), except that the `"additive"` parameterization (unless with
+    `"kingma"`) samples with variance `sigma^2 = exp(log sigma^2)` directly.
+    Clipping stops the gradient of `log alpha` outside the range, as in the
+    reference implementations.
     """
 
     default_inference = "mean"
