@@ -375,7 +375,28 @@ print(f"Total time: {total_seconds:.1f} s")
 """
 ## What to expect
 
-MEASURED_TABLE_PLACEHOLDER
+Measured on two shared CPU cores with the defaults (TensorFlow; 195-243 s wall
+per run at load average 3-7; `python -m benchmarks.sparse_variational_dropout`
+records these runs with their command and versions in `benchmarks/RESULTS.md`):
+
+| seed | net | without VD | sparse VD, pruned mean | ensemble | weights pruned |
+|---|---|---|---|---|---|
+| 0 | LeNet-300-100 | 94.8% | 94.5% | 94.8% | 95.8% |
+| 1 | LeNet-300-100 | 94.8% | 94.2% | 94.1% | 96.0% |
+| 2 | LeNet-300-100 | 94.9% | 94.4% | 94.3% | 95.9% |
+| 0 | LeNet-5 | 97.8% | 96.6% | 96.5% | 92.5% |
+| 1 | LeNet-5 | 97.6% | 96.7% | 96.9% | 92.2% |
+| 2 | LeNet-5 | 97.7% | 96.5% | 96.7% | 92.0% |
+
+LeNet-300-100 keeps about 2% of its first layer (the pixels near the centre),
+17% of its second and three quarters of its output layer, and loses half a
+point of accuracy; the pruned mean network is as accurate as the 20-sample
+ensemble. LeNet-5 loses about one point in 15 epochs; its first convolution
+(500 weights) stays almost dense. With `--kl-scale 0.1` LeNet-300-100 prunes
+about 97% at 0.6 to 1.2 points below the plain net; with the plain ELBO
+(`--kl-scale 1`, seed 0) it prunes 99.5% at 3.6 points below (91.2% against
+94.8%). A test accuracy on 1000 digits has a standard error of about 0.7
+points.
 
 ## References
 
