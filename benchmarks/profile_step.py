@@ -50,6 +50,7 @@ VARIANTS = {
     "ks_flipout": ks.layers.DenseFlipout,
     "ks_lrt": ks.layers.DenseLocalReparameterization,
     "ks_reparam": ks.layers.DenseReparameterization,
+    "ks_vd": ks.layers.DenseVariationalDropout,
 }
 LAYER_NAMES = ("hidden1", "hidden2", "logits")
 _LAYER_PATTERN = re.compile(r"(?:^|/)(" + "|".join(LAYER_NAMES) + r")(?:_\d+)*/")

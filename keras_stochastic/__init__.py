@@ -10,6 +10,7 @@ from keras_stochastic.inference import kl_divergence
 from keras_stochastic.inference import predict_mc
 from keras_stochastic.inference import set_inference
 from keras_stochastic.inference import set_kl_weight
+from keras_stochastic.sparsity import sparsity
 from keras_stochastic.version import __version__
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "priors",
     "set_inference",
     "set_kl_weight",
+    "sparsity",
 ]

@@ -6,24 +6,28 @@ from keras_stochastic.layers.conv1d_local_reparameterization import (
 )
 from keras_stochastic.layers.conv1d_reparameterization import Conv1DReparameterization
 from keras_stochastic.layers.conv1d_variance import Conv1DVariance
+from keras_stochastic.layers.conv1d_variational_dropout import Conv1DVariationalDropout
 from keras_stochastic.layers.conv2d_flipout import Conv2DFlipout
 from keras_stochastic.layers.conv2d_local_reparameterization import (
     Conv2DLocalReparameterization,
 )
 from keras_stochastic.layers.conv2d_reparameterization import Conv2DReparameterization
 from keras_stochastic.layers.conv2d_variance import Conv2DVariance
+from keras_stochastic.layers.conv2d_variational_dropout import Conv2DVariationalDropout
 from keras_stochastic.layers.conv3d_flipout import Conv3DFlipout
 from keras_stochastic.layers.conv3d_local_reparameterization import (
     Conv3DLocalReparameterization,
 )
 from keras_stochastic.layers.conv3d_reparameterization import Conv3DReparameterization
 from keras_stochastic.layers.conv3d_variance import Conv3DVariance
+from keras_stochastic.layers.conv3d_variational_dropout import Conv3DVariationalDropout
 from keras_stochastic.layers.dense_flipout import DenseFlipout
 from keras_stochastic.layers.dense_local_reparameterization import (
     DenseLocalReparameterization,
 )
 from keras_stochastic.layers.dense_reparameterization import DenseReparameterization
 from keras_stochastic.layers.dense_variance import DenseVariance
+from keras_stochastic.layers.dense_variational_dropout import DenseVariationalDropout
 from keras_stochastic.layers.gru_flipout import GRUFlipout
 from keras_stochastic.layers.gru_flipout_cell import GRUFlipoutCell
 from keras_stochastic.layers.gru_local_reparameterization import (
@@ -54,18 +58,22 @@ __all__ = [
     "Conv1DLocalReparameterization",
     "Conv1DReparameterization",
     "Conv1DVariance",
+    "Conv1DVariationalDropout",
     "Conv2DFlipout",
     "Conv2DLocalReparameterization",
     "Conv2DReparameterization",
     "Conv2DVariance",
+    "Conv2DVariationalDropout",
     "Conv3DFlipout",
     "Conv3DLocalReparameterization",
     "Conv3DReparameterization",
     "Conv3DVariance",
+    "Conv3DVariationalDropout",
     "DenseFlipout",
     "DenseLocalReparameterization",
     "DenseReparameterization",
     "DenseVariance",
+    "DenseVariationalDropout",
     "GRUFlipout",
     "GRUFlipoutCell",
     "GRULocalReparameterization",

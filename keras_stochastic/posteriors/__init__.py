@@ -17,6 +17,8 @@ also declares `default_inference` and `get_config()` (its constructor
 arguments, merged into the layer's config).
 """
 
+from keras_stochastic.posteriors.dropout import VariationalDropoutPosterior
+from keras_stochastic.posteriors.dropout import VariationalDropoutWeights
 from keras_stochastic.posteriors.gaussian import GaussianPosterior
 from keras_stochastic.posteriors.gaussian import GaussianWeights
 from keras_stochastic.posteriors.zero_mean import ZeroMeanPosterior
@@ -25,6 +27,8 @@ from keras_stochastic.posteriors.zero_mean import ZeroMeanWeights
 __all__ = [
     "GaussianPosterior",
     "GaussianWeights",
+    "VariationalDropoutPosterior",
+    "VariationalDropoutWeights",
     "ZeroMeanPosterior",
     "ZeroMeanWeights",
 ]
