@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from benchmarks import gradient_variance
+from benchmarks import predict_mc
 from benchmarks import profile_step
 from benchmarks import rnn_step
 from benchmarks import train_step
@@ -159,3 +160,23 @@ def test_rnn_step_tiny(tmp_path):
     assert rows["SimpleRNNFlipout"]["twin"] == "SimpleRNN"
     assert rows["SimpleRNNFlipout"]["ratio_median"] > 0
     assert len(rows["SimpleRNN"]["round_medians_ms"]) == 1
+
+
+def test_predict_mc_tiny(tmp_path):
+    predict_mc.main(
+        [
+            "--archs=mlp",
+            "--rounds=2",
+            "--num-samples=2",
+            "--num-examples=16",
+            "--batch-size=8",
+            f"--output-dir={tmp_path}",
+            "--name=pmc",
+        ]
+    )
+    (result,) = _read(tmp_path, "pmc")["results"]
+    assert set(result["seconds"]) == {"predict_mean", "predict_sample", "predict_mc"}
+    assert all(len(times) == 2 for times in result["seconds"].values())
+    low, median, high = result["ratio_per_round_quartiles"]
+    assert 0 < low <= median <= high
+    assert (tmp_path / "pmc.md").read_text().count("| mlp |") == 1
