@@ -1,4 +1,4 @@
-"""The Box-Muller normal and bit-packed Rademacher draws."""
+"""The Gaussian (Box-Muller on TensorFlow) and bit-packed Rademacher draws."""
 
 import keras
 import numpy as np
