@@ -31,7 +31,6 @@ Usage, from the repository root:
 import argparse
 import json
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -40,6 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_stochastic as ks  # noqa: E402
+from benchmarks import _common  # noqa: E402
 from tutorials import common  # noqa: E402
 
 METHODS = {
@@ -189,18 +189,6 @@ def markdown(results, table, methods, compressions):
     return "\n".join(lines) + "\n"
 
 
-def versions():
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for name in ("keras", "tensorflow-cpu", "jax", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
@@ -239,7 +227,7 @@ def main(argv=None):
         + (f" --lr {args.lr}" if args.lr != 0.1 else ""),
         "backend": backend,
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        "versions": versions(),
+        "versions": _common.versions(),
         "epochs": args.epochs,
         "learning_rate": args.lr,
         "runs": runs,

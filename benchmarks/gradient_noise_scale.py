@@ -23,7 +23,6 @@ Usage, from the repository root:
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -33,6 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_stochastic as ks  # noqa: E402
+from benchmarks import _common  # noqa: E402
 from keras_stochastic import _autodiff  # noqa: E402
 
 CONFIGS = [
@@ -135,7 +135,7 @@ def main():
         "PYTHONPATH=. python -m benchmarks.gradient_noise_scale " + " ".join(sys.argv[1:]),
         "backend": backend,
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        "versions": {"python": platform.python_version(), "keras": keras.__version__},
+        "versions": _common.versions(),
         "wall_seconds": time.time() - start,
         "parameter_to_gradient_norm_ratio": {
             "median": float(np.median(ratios)),
