@@ -11,6 +11,20 @@ tutorial's PNG of the first seed.
     python -m benchmarks.sparse_variational_dropout [--seeds 0,1,2] [--nets lenet300,lenet5]
         [--epochs 60] [--lenet5-epochs 15] [--kl-scale 0.07] [--full-mnist] [--force]
 
+How the KL scale was chosen, without the test digits:
+
+    python -m benchmarks.sparse_variational_dropout --select-kl-scale 0.03,0.05,0.07,0.1,0.15,0.2
+
+runs LeNet-300-100 (with and without VD) for every scale and seed with the
+tutorial's `--validation` flag (train on 3000 of the 4000 training digits,
+evaluate on the 1000 held out) and applies a rule fixed before the runs:
+the scale that prunes the most (mean over seeds) among those whose mean
+validation accuracy is at most `SELECTION_MAX_LOSS` (half a point, half the
+bar's allowance) below the plain net's. Records:
+`sparse_variational_dropout_kl_selection.{json,md}` and one
+`sparse_variational_dropout_validation_kl<S>_seed<N>.json` per run
+(resumable like the seeds above).
+
 The bar (issue 3, DESIGN section 8): LeNet-300-100 with sparse VD prunes at
 least 95% of its weights and its (pruned, mean-mode) test accuracy is at most
 one point below the same net trained without VD, per seed.
@@ -40,6 +54,8 @@ NAME = "sparse_variational_dropout"
 PNG = f"{NAME}.png"
 MIN_SPARSITY = 0.95
 MAX_ACCURACY_LOSS = 0.01
+# The KL-scale selection rule's accuracy margin on the validation digits.
+SELECTION_MAX_LOSS = 0.005
 
 
 def meets_bar(result):
@@ -181,6 +197,133 @@ def markdown(payload):
     return text
 
 
+def lenet300_summary(results):
+    """Mean validation/test figures of LeNet-300-100 over a list of seed results."""
+    nets = [result["nets"]["lenet300"] for result in results]
+    baseline = np.array([net["baseline"]["accuracy"] for net in nets])
+    sparse = np.array([net["sparse_vd"]["accuracy"] for net in nets])
+    sparsity = np.array([net["sparse_vd"]["sparsity"]["global"]["fraction"] for net in nets])
+    return {
+        "seeds": [result["seed"] for result in results],
+        "baseline_accuracy": float(baseline.mean()),
+        "sparse_vd_accuracy": float(sparse.mean()),
+        "accuracy_loss": float((baseline - sparse).mean()),
+        "accuracy_loss_per_seed": [float(v) for v in baseline - sparse],
+        "sparsity": float(sparsity.mean()),
+        "sparsity_per_seed": [float(v) for v in sparsity],
+    }
+
+
+def choose_kl_scale(runs, max_loss=SELECTION_MAX_LOSS):
+    """The selection rule: `(scale, summaries)` from `{scale: [seed results]}`.
+
+    Among the scales whose mean validation accuracy loss is at most
+    `max_loss`, the one with the highest mean sparsity; None if no scale
+    qualifies.
+    """
+    summaries = {scale: lenet300_summary(results) for scale, results in runs.items()}
+    eligible = [s for s, summary in summaries.items() if summary["accuracy_loss"] <= max_loss]
+    chosen = max(eligible, key=lambda s: summaries[s]["sparsity"]) if eligible else None
+    return chosen, summaries
+
+
+def selection_markdown(payload):
+    text = _common.header_markdown(
+        "Choosing the sparse-VD KL scale on validation digits",
+        payload["environment"],
+        payload["versions"],
+    )
+    some_run = next(iter(payload["runs"].values()))[0]
+    text += (
+        f"Each (scale, seed) runs `{some_run['run']['tutorial_command']}` (scale and "
+        f"seed varied): LeNet-300-100, trained on {some_run['num_train']} of the "
+        f"training digits, evaluated on {some_run['num_eval']} held-out training "
+        "digits (stratified); the test digits are not used. Rule (fixed before the "
+        "runs): the scale with the highest mean sparsity among those whose mean "
+        f"validation accuracy is at most {100 * payload['max_loss']:.1f} points below "
+        "the plain net's.\n\n"
+    )
+    rows = []
+    for scale, summary in sorted(payload["summaries"].items(), key=lambda t: float(t[0])):
+        rows.append(
+            [
+                scale,
+                _percent(summary["baseline_accuracy"]),
+                _percent(summary["sparse_vd_accuracy"]),
+                f"{-100 * summary['accuracy_loss']:+.2f}",
+                " / ".join(f"{-100 * v:+.1f}" for v in summary["accuracy_loss_per_seed"]),
+                _percent(summary["sparsity"]),
+                " / ".join(_percent(v) for v in summary["sparsity_per_seed"]),
+                "**chosen**" if scale == payload["chosen"] else "",
+            ]
+        )
+    text += _common.markdown_table(
+        [
+            "KL scale",
+            "no VD val. acc. %",
+            "VD pruned mean val. acc. %",
+            "change (points)",
+            "per seed",
+            "weights pruned %",
+            "per seed",
+            "",
+        ],
+        rows,
+    )
+    chosen = payload["chosen"]
+    text += (
+        f"\nChosen KL scale: **{chosen}**.\n" if chosen is not None
+        else "\nNo scale met the rule.\n"
+    )
+    return text
+
+
+def select_kl_scale(args, smoke=False):
+    scales = [s for s in args.select_kl_scale.split(",") if s]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    env = _common.environment()
+    runs = {}
+    for scale in scales:
+        tutorial_args = [
+            "--nets",
+            "lenet300",
+            "--epochs",
+            str(args.epochs),
+            "--kl-scale",
+            scale,
+            "--validation",
+        ]
+        runs[scale] = []
+        for seed in seeds:
+            path = os.path.join(args.output_dir, f"{NAME}_validation_kl{scale}_seed{seed}.json")
+            if os.path.exists(path) and not args.force:
+                with open(path) as f:
+                    result = json.load(f)
+                if result["run"].get("tutorial_args") == tutorial_args:
+                    print(f"[{NAME}] kl {scale} seed {seed}: reusing {path}", file=sys.stderr)
+                    runs[scale].append(result)
+                    continue
+            result = run_seed(seed, tutorial_args, args.output_dir, keep_png=False, smoke=smoke)
+            _common.write_json(path, result)
+            runs[scale].append(result)
+    chosen, summaries = choose_kl_scale(runs)
+    payload = {
+        "benchmark": f"{NAME}_kl_selection",
+        "environment": env,
+        "versions": _common.versions(),
+        "max_loss": SELECTION_MAX_LOSS,
+        "chosen": chosen,
+        "summaries": summaries,
+        "runs": runs,
+    }
+    payload["environment"]["load_average_at_end"] = os.getloadavg()
+    _common.write_json(os.path.join(args.output_dir, f"{NAME}_kl_selection.json"), payload)
+    text = selection_markdown(payload)
+    _common.write_text(os.path.join(args.output_dir, f"{NAME}_kl_selection.md"), text)
+    print(text)
+    return payload
+
+
 def main(argv=None, smoke=False):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -193,7 +336,14 @@ def main(argv=None, smoke=False):
     parser.add_argument("--full-mnist", action="store_true")
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--force", action="store_true", help="rerun seeds already recorded")
+    parser.add_argument(
+        "--select-kl-scale",
+        default="",
+        help="comma list of KL scales: choose one on validation digits (see the docstring)",
+    )
     args = parser.parse_args(argv)
+    if args.select_kl_scale:
+        return select_kl_scale(args, smoke=smoke)
     tutorial_args = [
         "--nets",
         args.nets,

@@ -86,3 +86,34 @@ def test_lenet300_prunes_95_percent_within_one_point(tmp_path):
     assert sparsity >= 0.95, result["nets"]["lenet300"]["sparse_vd"]["sparsity"]
     assert accuracy_loss <= 0.01, result["nets"]["lenet300"]
     assert ok
+
+
+def test_kl_scale_selection_rule():
+    # The most pruning among the scales within half a point of the plain net
+    # on validation, means over seeds.
+    runs = {
+        "0.05": [_result(0, 0.950, 0.949, 940), _result(1, 0.950, 0.947, 950)],
+        "0.1": [_result(0, 0.950, 0.947, 960), _result(1, 0.950, 0.945, 965)],
+        "0.2": [_result(0, 0.950, 0.946, 980), _result(1, 0.950, 0.940, 985)],
+    }
+    chosen, summaries = benchmark.choose_kl_scale(runs)
+    assert chosen == "0.1"
+    assert summaries["0.2"]["accuracy_loss"] == pytest.approx(0.007)
+    assert summaries["0.1"]["sparsity"] == pytest.approx(0.9625)
+    assert benchmark.choose_kl_scale(runs, max_loss=0.001)[0] is None
+    assert benchmark.choose_kl_scale(runs, max_loss=0.01)[0] == "0.2"
+
+
+@pytest.mark.slow
+def test_kl_scale_selection_runs_on_validation_digits(tmp_path):
+    # Smoke mode end to end: the tutorial evaluates on digits held out of
+    # the training split, and the report names the chosen scale.
+    payload = benchmark.main(
+        ["--seeds=0", "--select-kl-scale=0.1,1", f"--output-dir={tmp_path}"], smoke=True
+    )
+    run = payload["runs"]["0.1"][0]
+    assert run["evaluated_on"] == "validation"
+    assert "--validation" in run["run"]["tutorial_args"]
+    assert set(payload["summaries"]) == {"0.1", "1"}
+    text = (tmp_path / "sparse_variational_dropout_kl_selection.md").read_text()
+    assert "KL scale" in text and ("Chosen KL scale" in text or "No scale met" in text)

