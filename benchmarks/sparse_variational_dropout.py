@@ -9,7 +9,7 @@ already there unless `--force`, so an interrupted run resumes), and the
 tutorial's PNG of the first seed.
 
     python -m benchmarks.sparse_variational_dropout [--seeds 0,1,2] [--nets lenet300,lenet5]
-        [--epochs 60] [--lenet5-epochs 15] [--kl-scale 0.07] [--full-mnist] [--force]
+        [--epochs 60] [--lenet5-epochs 15] [--kl-scale 0.1] [--full-mnist] [--force]
 
 How the KL scale was chosen, without the test digits:
 
@@ -332,7 +332,7 @@ def main(argv=None, smoke=False):
     # (and the resume check) names every setting.
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lenet5-epochs", type=int, default=15)
-    parser.add_argument("--kl-scale", type=float, default=0.07)
+    parser.add_argument("--kl-scale", type=float, default=0.1)
     parser.add_argument("--full-mnist", action="store_true")
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--force", action="store_true", help="rerun seeds already recorded")
