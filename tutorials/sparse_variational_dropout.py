@@ -107,8 +107,8 @@ LeNet-5, and integer labels.
 # all but 1000 (stratified) of the training digits and is evaluated on those.
 eval_name = "validation" if args.validation else "test"
 if args.validation:
-    (x_train, y_train), (x_test, y_test) = common.validation_split(
-        x_train, y_train, size=len(x_test)
+    (x_train, y_train), (x_test, y_test) = common.stratified_split(
+        x_train, y_train, size=len(x_test), seed=1
     )
 num_train = len(x_train)
 print(f"Training on {num_train} digits, evaluating on {len(x_test)} {eval_name} digits.")
