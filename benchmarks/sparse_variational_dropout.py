@@ -115,6 +115,22 @@ def run_seed(
     return result
 
 
+def recorded_or_run(path, seed, tutorial_args, args, keep_png, smoke):
+    """The result recorded at `path` for these tutorial arguments, else a new run recorded there.
+
+    This is what makes an interrupted run resume; `args.force` reruns anyway.
+    """
+    if os.path.exists(path) and not args.force:
+        with open(path) as f:
+            result = json.load(f)
+        if result["run"].get("tutorial_args") == tutorial_args:
+            print(f"[{NAME}] reusing {path}", file=sys.stderr)
+            return result
+    result = run_seed(seed, tutorial_args, args.output_dir, keep_png=keep_png, smoke=smoke)
+    _common.write_json(path, result)
+    return result
+
+
 def _percent(value):
     return f"{100 * value:.1f}"
 
@@ -293,19 +309,17 @@ def select_kl_scale(args, smoke=False):
             scale,
             "--validation",
         ]
-        runs[scale] = []
-        for seed in seeds:
-            path = os.path.join(args.output_dir, f"{NAME}_validation_kl{scale}_seed{seed}.json")
-            if os.path.exists(path) and not args.force:
-                with open(path) as f:
-                    result = json.load(f)
-                if result["run"].get("tutorial_args") == tutorial_args:
-                    print(f"[{NAME}] kl {scale} seed {seed}: reusing {path}", file=sys.stderr)
-                    runs[scale].append(result)
-                    continue
-            result = run_seed(seed, tutorial_args, args.output_dir, keep_png=False, smoke=smoke)
-            _common.write_json(path, result)
-            runs[scale].append(result)
+        runs[scale] = [
+            recorded_or_run(
+                os.path.join(args.output_dir, f"{NAME}_validation_kl{scale}_seed{seed}.json"),
+                seed,
+                tutorial_args,
+                args,
+                keep_png=False,
+                smoke=smoke,
+            )
+            for seed in seeds
+        ]
     chosen, summaries = choose_kl_scale(runs)
     payload = {
         "benchmark": f"{NAME}_kl_selection",
@@ -361,18 +375,11 @@ def main(argv=None, smoke=False):
     results = []
     for index, seed in enumerate(seeds):
         path = os.path.join(args.output_dir, f"{NAME}_seed{seed}.json")
-        if os.path.exists(path) and not args.force:
-            with open(path) as f:
-                result = json.load(f)
-            if result["run"].get("tutorial_args") == tutorial_args:
-                print(f"[{NAME}] seed {seed}: reusing {path}", file=sys.stderr)
-                results.append(result)
-                continue
-        result = run_seed(
-            seed, tutorial_args, args.output_dir, keep_png=index == 0, smoke=smoke
+        results.append(
+            recorded_or_run(
+                path, seed, tutorial_args, args, keep_png=index == 0, smoke=smoke
+            )
         )
-        _common.write_json(path, result)
-        results.append(result)
     payload = {
         "benchmark": NAME,
         "environment": env,
