@@ -1,11 +1,15 @@
-"""The one place that imports from `keras.src`.
+"""The one place that uses Keras's private API (`keras.src`, private methods).
 
 These helpers are not exported by Keras's public API but are what Keras's own
 layers use to normalise arguments; reusing them keeps our argument handling and
 error messages identical to the Keras twins. Recurrent cells also subclass
 `DropoutRNNCell`, whose methods `keras.layers.RNN` calls before its time loop:
 that hook is where our cells draw their per-sequence noise.
-`tests/compat_test.py` fails loudly if a Keras release moves them.
+`optimizer_variables` and `variable_index` read an optimizer's own
+bookkeeping, which `GradientNoise` shares with the optimizer it wraps.
+`flatten_layers` walks a model's layers (nested models, wrappers and cells
+included) with `Layer._flatten_layers`, which Keras has no public twin of.
+`tests/compat_test.py` fails loudly if a Keras release moves any of them.
 """
 
 from keras.src.backend.config import standardize_data_format
@@ -14,10 +18,30 @@ from keras.src.ops.operation_utils import compute_conv_output_shape
 from keras.src.utils.argument_validation import standardize_padding
 from keras.src.utils.argument_validation import standardize_tuple
 
+
+
+def flatten_layers(layer, include_self=True, recursive=True):
+    """`layer` and the layers it contains, depth first (Keras's own traversal)."""
+    return list(layer._flatten_layers(include_self=include_self, recursive=recursive))
+
+
+def optimizer_variables(optimizer):
+    """The variables an optimizer was built for, in its index order (`_trainable_variables`)."""
+    return optimizer._trainable_variables
+
+
+def variable_index(optimizer, variable):
+    """The index of `variable` among `optimizer_variables(optimizer)` (`_get_variable_index`)."""
+    return optimizer._get_variable_index(variable)
+
+
 __all__ = [
     "DropoutRNNCell",
     "compute_conv_output_shape",
+    "flatten_layers",
+    "optimizer_variables",
     "standardize_data_format",
     "standardize_padding",
     "standardize_tuple",
+    "variable_index",
 ]

@@ -1,22 +1,14 @@
 """Diagnostics of stochastic training."""
 
 import contextlib
-import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_stochastic import _autodiff
+from keras_stochastic import _validation
 from keras_stochastic import inference
-
-
-def _positive_int(name, value):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def gradient_variance(
@@ -49,8 +41,8 @@ def gradient_variance(
         A dict mapping each variable's `path` to the mean, over its entries,
         of the per-entry gradient variance (unbiased, across draws).
     """
-    batch_size = _positive_int("batch_size", batch_size)
-    num_draws = _positive_int("num_draws", num_draws)
+    batch_size = _validation.positive_integer("batch_size", batch_size)
+    num_draws = _validation.positive_integer("num_draws", num_draws)
     if num_draws < 2:
         raise ValueError(
             f"Argument `num_draws` must be at least 2. Received: num_draws={num_draws}"
@@ -201,8 +193,8 @@ def curvature_criterion(
           Laplacian smoothing splines.
     """
     layer = _stochastic_layer(model, layer)
-    num_probes = _positive_int("num_probes", num_probes)
-    batch_size = _positive_int("batch_size", batch_size)
+    num_probes = _validation.positive_integer("num_probes", num_probes)
+    batch_size = _validation.positive_integer("batch_size", batch_size)
     if loss is None:
         loss = getattr(model, "loss", None)
         if loss is None:

@@ -1,35 +1,107 @@
 """Gradient estimators: how weight noise reaches a layer's activations.
 
-Each estimator takes the layer's linear operator `linear(inputs, kernel)`
-(a matmul for dense layers, a convolution for conv layers, the gate projection
-of a recurrent cell), the inputs, and a per-call view of the weight posterior
-(`weights`) that provides:
+An estimator is an object with three phases, shared by dense, convolution and
+recurrent layers:
 
-- `weights.mean`: the posterior mean kernel `M`, or `None` for zero-mean
-  posteriors (variance layers);
-- `weights.noise(seed)`: a perturbation `Delta W` drawn from `q(w) - M`,
-  symmetric about zero and independent across weights;
-- `weights.variance`: the elementwise variance of `q` (Gaussian posteriors).
+1. `draw(weights, inputs, seeds, channel_axis, out_channels)`: the random
+   part, taken once per call (dense, conv) or once per sequence (recurrent
+   cells, which reuse it at every time step): a `Draw` holding the mean
+   kernel and the estimator's perturbation (flipout: `Delta W` and the sign
+   vectors; reparameterization: `Delta W`; local reparameterization: the
+   weight variances and a seed for the pre-activation noise).
+2. `project(linear, inputs, draw)`: the layer's linear operator applied under
+   the draw, a `Projection` (the value, and the pre-activation variance for
+   local reparameterization). `linear(inputs, kernel)` is a matmul for dense
+   layers, a convolution for conv layers, a gate projection in a recurrent
+   cell. Projections add (a cell's input and recurrent projections) and scale
+   (a GRU's reset gate) before they are sampled.
+3. `sample(projection, noise)`: the pre-activations; only local
+   reparameterization adds noise here, drawn by `pre_activation_noise`.
+
+`weights` is a per-call view of the posterior (see
+`keras_stochastic.posteriors`): `mean` (or `None` for zero-mean posteriors),
+`noise(seed)` (a draw of `w - mean`, symmetric about zero and independent
+across weights), `variance` (float32) and `inference_kernel`.
 
 None of them adds the bias: layers add it after the estimator, outside any
-sign flips.
+sign flips. A new estimator is one subclass of `Estimator` here, listed in
+`ESTIMATORS`; nothing outside this module dispatches on estimator names.
 """
 
 import collections
 
 from keras import ops
 
-from keras_stochastic import _random
+from keras_stochastic import _validation
+from keras_stochastic import rng
 
-Estimator = collections.namedtuple("Estimator", ["name", "num_seeds", "apply"])
+_DRAW_FIELDS = ("mean", "noise", "sign_in", "sign_out", "variance", "seed")
 
 
-def reparameterization(linear, inputs, weights, seeds, channel_axis, out_channels):
-    """`y = x W` with one `W = M + Delta W` shared by the whole batch."""
-    kernel = weights.noise(seeds[0])
-    if weights.mean is not None:
-        kernel = weights.mean + kernel
-    return linear(inputs, kernel)
+class Draw(collections.namedtuple("Draw", _DRAW_FIELDS, defaults=(None,) * 5)):
+    """One draw of a kernel's perturbation (fields the estimator does not use are None).
+
+    - `mean`: the mean kernel in the compute dtype, or None (zero-mean);
+    - `noise`: `Delta W` (flipout, reparameterization);
+    - `sign_in`, `sign_out`: flipout's Rademacher signs, shaped to broadcast
+      against the inputs and the outputs;
+    - `variance`: the weight variances, float32 (local reparameterization);
+    - `seed`: a seed value for the pre-activation noise (local
+      reparameterization).
+    """
+
+    def columns(self, start, stop=None):
+        """The draw of the kernel's output columns `start:stop` (a gate block)."""
+        if start == 0 and stop is None:
+            return self
+        return self._replace(
+            **{
+                name: columns(getattr(self, name), start, stop)
+                for name in ("mean", "noise", "sign_out", "variance")
+            }
+        )
+
+
+def columns(value, start, stop=None):
+    """Columns `start:stop` of the last axis of a tensor, or None."""
+    if value is None or (start == 0 and stop is None):
+        return value
+    return value[..., start:stop]
+
+
+class Projection(collections.namedtuple("Projection", ["value", "variance"])):
+    """A linear map's output under a draw: `value`, and the variance of its
+    Gaussian noise (float32) or None."""
+
+    def __new__(cls, value, variance=None):
+        return super().__new__(cls, value, variance)
+
+    def columns(self, start, stop=None):
+        if start == 0 and stop is None:
+            return self
+        return Projection(columns(self.value, start, stop), columns(self.variance, start, stop))
+
+    def __add__(self, other):
+        return Projection(self.value + other.value, _add(self.variance, other.variance))
+
+    def plus_bias(self, bias):
+        return self if bias is None else Projection(self.value + bias, self.variance)
+
+    def scaled(self, scale):
+        """`scale * self` for a tensor `scale` (the variance scales by `scale^2`)."""
+        value = scale * self.value
+        variance = None
+        if self.variance is not None:
+            variance = ops.square(ops.cast(scale, "float32")) * self.variance
+        return Projection(value, variance)
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
 
 
 def flipout_signs(inputs, channel_axis, out_channels, seed):
@@ -43,9 +115,7 @@ def flipout_signs(inputs, channel_axis, out_channels, seed):
     batch = ops.shape(inputs)[0]
     rank = len(inputs.shape)
     in_channels = inputs.shape[channel_axis]
-    signs = _random.rademacher(
-        (batch, in_channels + out_channels), seed, inputs.dtype
-    )
+    signs = rng.rademacher((batch, in_channels + out_channels), seed, inputs.dtype)
 
     def expand(sign, channels):
         ones = [1] * (rank - 2)
@@ -59,78 +129,153 @@ def flipout_signs(inputs, channel_axis, out_channels, seed):
     )
 
 
-def flipout(linear, inputs, weights, seeds, channel_axis, out_channels):
+class Estimator:
+    """Base class: `__call__` runs the three phases for a layer call.
+
+    Subclasses set `name` and `num_seeds` (how many seeds `draw` consumes:
+    layers predraw that many for draws inside `ops.cond` branches) and
+    implement `draw` and `project`; `sample` and `pre_activation_noise`
+    default to adding no noise. `apply` (project and sample) serves layers
+    that drew already; `__call__` runs all three phases.
+    """
+
+    name = None
+    num_seeds = 1
+    # Whether the estimator is exact only for weights with Gaussian marginals.
+    requires_gaussian_weights = False
+
+    def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
+        raise NotImplementedError
+
+    def project(self, linear, inputs, draw):
+        raise NotImplementedError
+
+    def pre_activation_noise(self, shape, draw, key=None):
+        """The noise `sample` needs for pre-activations of `shape`, or None.
+
+        `key` (an int32 scalar tensor) selects a stream of the draw's seed for
+        callers that need fresh noise at every time step.
+        """
+        return None
+
+    def sample(self, projection, noise=None):
+        return projection.value
+
+    def apply(self, linear, inputs, draw):
+        """Projects and samples: the outputs of `linear` under `draw`."""
+        projection = self.project(linear, inputs, draw)
+        shape = None if projection.variance is None else ops.shape(projection.variance)
+        return self.sample(projection, self.pre_activation_noise(shape, draw))
+
+    def __call__(self, linear, inputs, weights, seeds, channel_axis=-1, out_channels=None):
+        """All three phases: draws from `weights` and applies the draw."""
+        draw = self.draw(weights, inputs, seeds, channel_axis, out_channels)
+        return self.apply(linear, inputs, draw)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Mean(Estimator):
+    """No noise: `y = x K` with the posterior's inference kernel (mean-mode inference)."""
+
+    name = "mean"
+    num_seeds = 0
+
+    def draw(self, weights, inputs=None, seeds=None, channel_axis=-1, out_channels=None):
+        return Draw(mean=weights.inference_kernel)
+
+    def project(self, linear, inputs, draw):
+        return Projection(linear(inputs, draw.mean))
+
+
+class Reparameterization(Estimator):
+    """`y = x W` with one `W = M + Delta W` shared by the whole batch."""
+
+    name = "reparameterization"
+
+    def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
+        return Draw(mean=weights.mean, noise=weights.noise(seeds[0]))
+
+    def project(self, linear, inputs, draw):
+        kernel = draw.noise if draw.mean is None else draw.mean + draw.noise
+        return Projection(linear(inputs, kernel))
+
+
+class Flipout(Estimator):
     """`y = x M + ((x * S) Delta W) * R` (Wen et al., 2018).
 
-    One `Delta W` per call; each example sees it with its own random sign
+    One `Delta W` per draw; each example sees it with its own random sign
     flips `S` (inputs) and `R` (outputs), which decorrelates the examples of
     a batch at the price of a second linear operation.
     """
-    noise = weights.noise(seeds[0])
-    sign_in, sign_out = flipout_signs(inputs, channel_axis, out_channels, seeds[1])
-    return flipout_apply(linear, inputs, weights.mean, noise, sign_in, sign_out)
+
+    name = "flipout"
+    num_seeds = 2
+
+    def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
+        noise = weights.noise(seeds[0])
+        sign_in, sign_out = flipout_signs(inputs, channel_axis, out_channels, seeds[1])
+        return Draw(mean=weights.mean, noise=noise, sign_in=sign_in, sign_out=sign_out)
+
+    def project(self, linear, inputs, draw):
+        value = linear(inputs * draw.sign_in, draw.noise) * draw.sign_out
+        if draw.mean is not None:
+            value = linear(inputs, draw.mean) + value
+        return Projection(value)
 
 
-def flipout_apply(linear, inputs, mean, noise, sign_in, sign_out):
-    """`x M + ((x * S) Delta W) * R` for a given `Delta W` and given signs.
-
-    The deterministic half of `flipout`, for callers that draw `Delta W` and
-    the signs once and apply them many times (recurrent cells reuse one draw
-    at every time step). `mean` may be `None` (zero-mean posteriors).
-    """
-    outputs = linear(inputs * sign_in, noise) * sign_out
-    if mean is not None:
-        outputs = linear(inputs, mean) + outputs
-    return outputs
+# Added under the square root of the LRT variance. A zero variance only occurs
+# for an all-zero input patch, whose gradient through `x^2` is zero, so it only
+# has to keep the square root's derivative finite (the variance is float32).
+LRT_EPSILON = 1e-12
 
 
-def lrt_epsilon(dtype):
-    """The `eps0` added under the square root of the LRT variance.
-
-    A zero variance only occurs for an all-zero input patch, whose gradient
-    through `x^2` is zero, so `eps0` only has to keep the square root's
-    derivative finite; it is the smallest value that float16 represents well.
-    """
-    return 1e-7 if dtype == "float16" else 1e-12
-
-
-def local_reparameterization(linear, inputs, weights, seeds, channel_axis, out_channels):
+class LocalReparameterization(Estimator):
     """`y = x M + sqrt(x^2 sigma^2 + eps0) * zeta` (Kingma et al., 2015).
 
     Samples the pre-activations directly: `zeta ~ N(0, 1)` has the output's
-    shape, so only `B x out` numbers are drawn per call.
+    shape, so only `B x out` numbers are drawn per call. The variance
+    `x^2 sigma^2`, its matmul and the square root are computed in float32
+    whatever the compute dtype: under mixed precision, float16 would round
+    small variances to zero and overflow `x^2` for |x| > 256.
     """
-    delta = linear(ops.square(inputs), weights.variance)
-    zeta = _random.normal(ops.shape(delta), seeds[0], delta.dtype)
-    outputs = lrt_perturbation(delta, zeta)
-    if weights.mean is not None:
-        outputs = linear(inputs, weights.mean) + outputs
-    return outputs
 
+    name = "local_reparameterization"
+    requires_gaussian_weights = True
 
-def lrt_perturbation(delta, zeta):
-    """`sqrt(delta + eps0) * zeta`: the noise of a pre-activation of variance `delta`.
+    def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
+        # A seed value, not a generator: recurrent cells keep the draw for a
+        # whole sequence, and a layer would track a generator attribute.
+        return Draw(mean=weights.mean, variance=weights.variance, seed=seeds[0].next())
 
-    Split out of `local_reparameterization` for callers that sum the
-    variances of several linear maps before sampling once (a recurrent
-    cell's input and recurrent projections) or that draw `zeta` themselves.
-    """
-    return ops.sqrt(delta + lrt_epsilon(delta.dtype)) * zeta
+    def project(self, linear, inputs, draw):
+        variance = linear(ops.square(ops.cast(inputs, "float32")), draw.variance)
+        if draw.mean is None:
+            # Zero mean: the value only carries the dtype of the outputs.
+            return Projection(ops.zeros_like(variance, dtype=inputs.dtype), variance)
+        return Projection(linear(inputs, draw.mean), variance)
+
+    def pre_activation_noise(self, shape, draw, key=None):
+        seed = rng.PredrawnSeed(draw.seed)
+        if key is not None:
+            seed = rng.fold_in(seed, key)
+        return rng.normal(shape, seed, "float32")
+
+    def sample(self, projection, noise=None):
+        if projection.variance is None:
+            return projection.value
+        perturbation = ops.sqrt(projection.variance + LRT_EPSILON) * noise
+        return projection.value + ops.cast(perturbation, projection.value.dtype)
 
 
 ESTIMATORS = {
-    "reparameterization": Estimator("reparameterization", 1, reparameterization),
-    "flipout": Estimator("flipout", 2, flipout),
-    "local_reparameterization": Estimator(
-        "local_reparameterization", 1, local_reparameterization
-    ),
+    estimator.name: estimator
+    for estimator in (Reparameterization(), Flipout(), LocalReparameterization())
 }
+MEAN = Mean()
 
 
 def get(name, allowed=tuple(ESTIMATORS)):
-    if name not in allowed:
-        raise ValueError(
-            f"Argument `estimator` must be one of {list(allowed)}. "
-            f"Received: estimator={name!r}"
-        )
-    return ESTIMATORS[name]
+    """The estimator object named `name`, which must be one of `allowed`."""
+    return ESTIMATORS[_validation.choice("estimator", name, allowed)]

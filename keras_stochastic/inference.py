@@ -1,23 +1,22 @@
 """Model-level helpers: posterior predictive, KL, kl_weight and inference mode."""
 
 import contextlib
-import numbers
 import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_stochastic import _compat
+from keras_stochastic import _validation
 from keras_stochastic.layers.base_stochastic import StochasticLayer
-from keras_stochastic.layers.base_stochastic import validate_inference
-from keras_stochastic.layers.base_stochastic import validate_kl_weight
 
 
 def stochastic_layers(model):
     """Every keras_stochastic layer in `model`, nested models and cells included."""
     layers = [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in _compat.flatten_layers(model)
         if isinstance(layer, StochasticLayer)
     ]
     if not layers:
@@ -39,7 +38,7 @@ def set_kl_weight(model, kl_weight):
         kl_weight: Non-negative float; `1 / num_train_examples` makes the
             training loss the negative ELBO per example.
     """
-    kl_weight = validate_kl_weight(kl_weight)
+    kl_weight = _validation.kl_weight(kl_weight)
     for layer in stochastic_layers(model):
         layer.kl_weight = kl_weight
 
@@ -50,7 +49,7 @@ def set_inference(model, mode):
     The mode lives in a variable read inside the layers' `call`, so it takes
     effect even in a `predict` function that is already compiled.
     """
-    mode = validate_inference(mode)
+    mode = _validation.inference(mode)
     for layer in stochastic_layers(model):
         layer.inference = mode
 
@@ -171,15 +170,7 @@ def predict_mc(
                                return_std=True)
     ```
     """
-    if (
-        not isinstance(num_samples, numbers.Integral)
-        or isinstance(num_samples, bool)
-        or num_samples < 1
-    ):
-        raise ValueError(
-            "Argument `num_samples` must be a positive integer. "
-            f"Received: num_samples={num_samples!r}"
-        )
+    _validation.positive_integer("num_samples", num_samples)
     transform = _probabilities if from_logits else lambda o: np.asarray(o, "float64")
     means, stds = [], []
     with _switched_modes(stochastic_layers(model), "sample"):

@@ -1,9 +1,21 @@
 """Priors over weights, as small serializable classes.
 
-A prior scores a mean-field Gaussian posterior through `kl(mean, stddev,
-seed)`. Priors are never callables or lambdas: they are registered Keras
-objects with a `get_config`, so models using them save to `.keras` files and
-load with `safe_mode=True`.
+Every prior is a registered Keras object with a `get_config`, never a
+callable or a lambda, so models using them save to `.keras` files and load
+with `safe_mode=True`. Each KL formula lives once, in `keras_stochastic.kl`
+(the function API); a prior picks the formula for its posterior family and,
+where one exists, the fused forward-and-gradient kernel that computes it
+faster (tested against the formula).
+
+Two families, by the posterior they score:
+
+- `GaussianPrior` (`Normal`, `ScaleMixtureNormal`): priors of the mean-field
+  Gaussian posterior `N(mean, stddev^2)` of the flipout, local
+  reparameterization and reparameterization layers:
+  `kl(mean, stddev, seed, epsilon=None)`.
+- `DropoutPrior` (`LogUniform`, `StudentT`, `ARD`): priors of the
+  Gaussian-dropout posterior `N(theta, alpha theta^2)` of the variational
+  dropout layers: `kl(log_alpha, theta, seed)`.
 """
 
 import math
@@ -11,8 +23,9 @@ import math
 import keras
 from keras import ops
 
-from keras_stochastic import _random
+from keras_stochastic import _validation
 from keras_stochastic import kl as kl_lib
+from keras_stochastic import rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -21,12 +34,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 class Prior:
     """Base class of weight priors.
 
-    Subclasses implement `kl(mean, stddev, seed)`, the KL divergence from the
-    posterior `N(mean, stddev^2)` (elementwise) to the prior, summed over all
-    weights and returned as a float32 scalar, and `get_config()`.
+    Subclasses implement `kl(...)`, the KL divergence from the posterior to
+    the prior summed over all weights (a float32 scalar), with the arguments
+    of their family (`GaussianPrior`, `DropoutPrior`), and `get_config()`.
     """
 
-    def kl(self, mean, stddev, seed):
+    def kl(self, *args, **kwargs):
         raise NotImplementedError
 
     def get_config(self):
@@ -41,8 +54,25 @@ class Prior:
         return f"{type(self).__name__}({args})"
 
 
+class GaussianPrior(Prior):
+    """Base class of priors of the mean-field Gaussian posterior `N(mean, stddev^2)`.
+
+    Subclasses implement `kl(mean, stddev, seed, epsilon=None)`: `epsilon`,
+    when given, is the standard-normal draw of the forward pass's weight
+    sample `w = mean + stddev * epsilon`, which a Monte Carlo KL reuses
+    instead of drawing its own.
+    """
+
+    def kl(self, mean, stddev, seed, epsilon=None):
+        raise NotImplementedError
+
+    def fused_kl(self, mean, rho, square):
+        """`(stddev or stddev^2, KL)` in one fused op, or None where the prior has none."""
+        return None
+
+
 @keras.saving.register_keras_serializable(package="keras_stochastic")
-class Normal(Prior):
+class Normal(GaussianPrior):
     """Zero-mean normal prior `p(w) = N(0, stddev^2)`; its KL is analytic.
 
     Args:
@@ -54,27 +84,33 @@ class Normal(Prior):
     """
 
     def __init__(self, stddev=1.0):
-        kl_lib._check_positive("stddev", stddev)
-        self.stddev = float(stddev)
+        self.stddev = _validation.positive("stddev", stddev)
 
-    def kl(self, mean, stddev, seed):
+    def kl(self, mean, stddev, seed=None, epsilon=None):
         return kl_lib.normal_kl(mean, stddev, self.stddev)
+
+    def fused_kl(self, mean, rho, square):
+        return kl_lib.normal_kl_fused(mean, rho, self.stddev, square)
 
     def get_config(self):
         return {"stddev": self.stddev}
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
-class ScaleMixtureNormal(Prior):
+class ScaleMixtureNormal(GaussianPrior):
     """Scale mixture of two zero-mean normals (Blundell et al., 2015).
 
     `p(w) = pi N(w; 0, stddev1^2) + (1 - pi) N(w; 0, stddev2^2)`
 
     The KL has no closed form, so it is estimated by Monte Carlo from one
-    weight sample `w ~ q` per call, drawn for the KL alone:
-    `KL ~ sum(log q(w) - log p(w))`. The estimate is unbiased; its noise adds
-    to the gradient noise of training, and drawing `w` costs one
-    weight-sized Gaussian draw per call.
+    weight sample `w ~ q` per call, `KL ~ sum(log q(w) - log p(w))`, as
+    Blundell et al. do: the sample of the forward pass where there is one
+    (reparameterization: the kernel sample; flipout: `mean + Delta W`, the
+    shared perturbation before its sign flips, itself a draw from `q`), so the
+    KL costs no extra draw. Local reparameterization samples no weights, so
+    there the KL draws its own `w`: one weight-sized Gaussian draw per call.
+    The estimate is unbiased; its noise adds to the gradient noise of
+    training.
 
     Args:
         pi: Float in (0, 1), the weight of the first component.
@@ -87,15 +123,9 @@ class ScaleMixtureNormal(Prior):
     """
 
     def __init__(self, pi=0.5, stddev1=1.0, stddev2=math.exp(-6.0)):
-        if not isinstance(pi, (int, float)) or not 0.0 < pi < 1.0:
-            raise ValueError(
-                f"Argument `pi` must be a float in (0, 1). Received: pi={pi!r}"
-            )
-        kl_lib._check_positive("stddev1", stddev1)
-        kl_lib._check_positive("stddev2", stddev2)
-        self.pi = float(pi)
-        self.stddev1 = float(stddev1)
-        self.stddev2 = float(stddev2)
+        self.pi = _validation.real("pi", pi, 0.0, 1.0, low_open=True, high_open=True)
+        self.stddev1 = _validation.positive("stddev1", stddev1)
+        self.stddev2 = _validation.positive("stddev2", stddev2)
 
     def log_prob(self, weights):
         """Log density of the mixture, elementwise."""
@@ -109,10 +139,13 @@ class ScaleMixtureNormal(Prior):
         ) - half_square / self.stddev2**2
         return ops.logaddexp(first, second)
 
-    def kl(self, mean, stddev, seed):
+    def kl(self, mean, stddev, seed, epsilon=None):
         mean = ops.cast(mean, "float32")
         stddev = ops.cast(stddev, "float32")
-        noise = _random.normal(mean.shape, seed)
+        if epsilon is None:
+            noise = rng.normal(mean.shape, seed)
+        else:
+            noise = ops.cast(epsilon, "float32")
         weights = mean + stddev * noise
         log_q = -ops.sum(ops.log(stddev)) - 0.5 * ops.sum(ops.square(noise))
         log_q = log_q - 0.5 * _LOG_2PI * math.prod(mean.shape)
@@ -122,18 +155,133 @@ class ScaleMixtureNormal(Prior):
         return {"pi": self.pi, "stddev1": self.stddev1, "stddev2": self.stddev2}
 
 
-_ALIASES = {"normal": Normal, "scale_mixture_normal": ScaleMixtureNormal}
+class DropoutPrior(Prior):
+    """Base class of priors of the Gaussian-dropout posterior `N(theta, alpha theta^2)`.
+
+    Subclasses implement `kl(log_alpha, theta, seed)`, summed over the
+    weights: `log_alpha` (float32, clipped to `[LOG_ALPHA_MIN,
+    log_alpha_max]` by the layer) broadcasts against `theta`; a `log_alpha`
+    shared by a unit or a layer counts once per weight it covers.
+    """
+
+    # The upper clip of log alpha the prior's KL is valid up to.
+    log_alpha_max = kl_lib.LOG_ALPHA_MAX
+
+    def kl(self, log_alpha, theta, seed):
+        raise NotImplementedError
+
+    def fused_kl(self, theta, log_sigma2):
+        """`(sigma^2, KL)` of the additive parameterization in one fused op, or None."""
+        return None
 
 
-def get(identifier):
-    """Returns a `Prior` from a prior, a name, or a serialized config."""
-    if isinstance(identifier, Prior):
+def _once_per_weight(total, log_alpha, theta):
+    """`total`, a sum over `log_alpha`, counted once per weight of `theta` it covers."""
+    return (math.prod(theta.shape) // math.prod(log_alpha.shape)) * total
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class LogUniform(DropoutPrior):
+    """The improper log-uniform prior `p(|w|) ~ 1 / |w|` (Kingma et al.; Molchanov et al.).
+
+    Its KL from `N(theta, alpha theta^2)` depends on `alpha` only (see
+    `ks.kl.log_uniform_kl`, which computes the same values):
+
+    - `"molchanov"`: Molchanov et al.'s fit, for any `alpha` (default);
+    - `"kingma"`: Kingma et al.'s polynomial, valid for `alpha <= 1`, so the
+      layers clip `log alpha` to [-8, 0] with it;
+    - `"monte_carlo"`: the exact expectation, one draw per weight.
+
+    Args:
+        approximation: `"molchanov"`, `"kingma"` or `"monte_carlo"`.
+    """
+
+    def __init__(self, approximation="molchanov"):
+        self.approximation = _validation.choice(
+            "approximation", approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS
+        )
+        self.log_alpha_max = 0.0 if approximation == "kingma" else kl_lib.LOG_ALPHA_MAX
+
+    def kl(self, log_alpha, theta, seed):
+        if self.approximation == "monte_carlo":
+            # One draw per weight, also for a shared log alpha.
+            log_alpha = ops.broadcast_to(log_alpha, theta.shape)
+            return ops.sum(kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed))
+        if self.approximation == "molchanov":
+            total = kl_lib.molchanov_kl_sum(-log_alpha)
+        else:
+            total = ops.sum(kl_lib.log_uniform_kl_elementwise(log_alpha, "kingma"))
+        return _once_per_weight(total, log_alpha, theta)
+
+    def fused_kl(self, theta, log_sigma2):
+        if self.approximation != "molchanov":
+            return None
+        return kl_lib.log_uniform_kl_fused(theta, log_sigma2, self.log_alpha_max)
+
+    def get_config(self):
+        return {"approximation": self.approximation}
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class StudentT(DropoutPrior):
+    """Student-t prior with `df` degrees of freedom (Neklyudov et al., 2019).
+
+    A proper prior; with `df` close to zero (the default 1e-16) it is
+    log-uniform for every `|w| >> sqrt(df)`. Its KL from `N(theta, alpha
+    theta^2)` is estimated with one draw per weight,
+    `E_q[log q(w) - log p(w)]` with the entropy of `q` analytic; the constant
+    is set so that it matches the log-uniform KL (-> 0 as alpha -> inf)
+    wherever `|w| >> sqrt(df)`. The sample's variance is `alpha (theta^2 +
+    1e-8)`, finite for `theta = 0`.
+
+    Args:
+        df: Positive float, the degrees of freedom.
+    """
+
+    def __init__(self, df=1e-16):
+        self.df = _validation.positive("df", df)
+
+    def kl(self, log_alpha, theta, seed):
+        log_variance = log_alpha + ops.log(ops.square(theta) + kl_lib.THETA_SQUARED_EPSILON)
+        epsilon = rng.normal(theta.shape, seed, "float32")
+        weights = theta + ops.exp(0.5 * log_variance) * epsilon
+        per_weight = (
+            kl_lib.LOG_UNIFORM_CONSTANT
+            - 0.5 * log_variance
+            + (0.5 * (self.df + 1.0)) * ops.log(ops.square(weights) + self.df)
+        )
+        return ops.sum(per_weight)
+
+    def get_config(self):
+        return {"df": self.df}
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class ARD(DropoutPrior):
+    """Automatic relevance determination: `N(0, tau^2)` per weight at its optimal `tau^2`.
+
+    With `tau^2 = (1 + alpha) theta^2`, the value that minimises the KL from
+    `N(theta, alpha theta^2)`, the KL is `0.5 log(1 + 1 / alpha)` per weight
+    (Kharitonov et al., 2018).
+    """
+
+    def kl(self, log_alpha, theta, seed=None):
+        total = 0.5 * ops.sum(kl_lib.softplus(-log_alpha))
+        return _once_per_weight(total, log_alpha, theta)
+
+
+_GAUSSIAN_ALIASES = {"normal": Normal, "scale_mixture_normal": ScaleMixtureNormal}
+_DROPOUT_ALIASES = {"log_uniform": LogUniform, "student_t": StudentT, "ard": ARD}
+
+
+def _get(identifier, family, aliases):
+    if isinstance(identifier, family):
         return identifier
-    if isinstance(identifier, str) and identifier in _ALIASES:
-        return _ALIASES[identifier]()
+    if isinstance(identifier, str) and identifier in aliases:
+        return aliases[identifier]()
     message = (
-        "Argument `prior` must be a `keras_stochastic.priors.Prior` instance, "
-        f"its serialized config, or one of {sorted(_ALIASES)}. "
+        f"Argument `prior` must be a `keras_stochastic.priors.{family.__name__}` "
+        f"instance, its serialized config, or one of {sorted(aliases)}. "
         f"Received: prior={identifier!r}"
     )
     if isinstance(identifier, dict):
@@ -141,10 +289,50 @@ def get(identifier):
             prior = keras.saving.deserialize_keras_object(identifier)
         except (TypeError, ValueError) as error:
             raise ValueError(message) from error
-        if isinstance(prior, Prior):
+        if isinstance(prior, family):
             return prior
     raise ValueError(message)
 
 
+def get(identifier):
+    """A `GaussianPrior` from a prior, a name or a serialized config."""
+    return _get(identifier, GaussianPrior, _GAUSSIAN_ALIASES)
+
+
+def get_dropout_prior(identifier, approximation="molchanov"):
+    """A `DropoutPrior` from a prior, a name or a serialized config.
+
+    `approximation` builds the `LogUniform` prior named `"log_uniform"`; any
+    other prior has its own KL, so it must then be left at `"molchanov"` (or,
+    for a `LogUniform` instance, equal the instance's).
+    """
+    _validation.choice("kl_approximation", approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS)
+    if identifier == "log_uniform":
+        return LogUniform(approximation)
+    prior = _get(identifier, DropoutPrior, _DROPOUT_ALIASES)
+    own = getattr(prior, "approximation", "molchanov")
+    if approximation not in ("molchanov", own):
+        name = identifier if isinstance(identifier, str) else prior
+        raise ValueError(
+            "Argument `kl_approximation` applies to the log-uniform prior "
+            f"only; the {name!r} prior has its own KL. Pass "
+            'prior="log_uniform" or leave kl_approximation at its default. '
+            f"Received: kl_approximation={approximation!r}, prior={name!r}"
+        )
+    return prior
+
+
 def serialize(prior):
     return keras.saving.serialize_keras_object(prior)
+
+
+__all__ = [
+    "ARD",
+    "DropoutPrior",
+    "GaussianPrior",
+    "LogUniform",
+    "Normal",
+    "Prior",
+    "ScaleMixtureNormal",
+    "StudentT",
+]

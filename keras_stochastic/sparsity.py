@@ -1,33 +1,9 @@
 """`sparsity(model)`: how many kernel weights are zero in mean-mode inference."""
 
-import keras
-import numpy as np
-from keras import ops
 
-from keras_stochastic.layers.base_stochastic import StochasticLayer
-from keras_stochastic.posteriors.dropout import VariationalDropoutPosterior
+from keras_stochastic import kernels as kernels_lib
 
 GLOBAL = "global"
-
-# Keras layers whose kernels count, with the attributes holding them. Biases,
-# embeddings and normalization parameters never count.
-_KERAS_KERNELS = (
-    (keras.layers.Dense, ("kernel",)),
-    (keras.layers.EinsumDense, ("kernel",)),
-    (keras.layers.Conv1D, ("kernel",)),
-    (keras.layers.Conv2D, ("kernel",)),
-    (keras.layers.Conv3D, ("kernel",)),
-    (keras.layers.Conv1DTranspose, ("kernel",)),
-    (keras.layers.Conv2DTranspose, ("kernel",)),
-    (keras.layers.Conv3DTranspose, ("kernel",)),
-    (keras.layers.DepthwiseConv1D, ("kernel",)),
-    (keras.layers.DepthwiseConv2D, ("kernel",)),
-    (keras.layers.SeparableConv1D, ("depthwise_kernel", "pointwise_kernel")),
-    (keras.layers.SeparableConv2D, ("depthwise_kernel", "pointwise_kernel")),
-    (keras.layers.SimpleRNNCell, ("kernel", "recurrent_kernel")),
-    (keras.layers.LSTMCell, ("kernel", "recurrent_kernel")),
-    (keras.layers.GRUCell, ("kernel", "recurrent_kernel")),
-)
 
 
 class SparsityReport(dict):
@@ -67,26 +43,6 @@ def _entry(zeros, total):
     }
 
 
-def _counts(layer):
-    return isinstance(layer, StochasticLayer) or isinstance(
-        layer, tuple(cls for cls, _ in _KERAS_KERNELS)
-    )
-
-
-def _kernels(layer):
-    """Kernels of `layer` as they are used by mean-mode inference, or None."""
-    if isinstance(layer, StochasticLayer):
-        posterior = getattr(layer, "posterior", None)
-        if isinstance(posterior, VariationalDropoutPosterior):
-            # theta masked where log alpha >= threshold.
-            return [posterior("float32").inference_kernel]
-        return layer._prunable_variables() or None
-    for cls, attributes in _KERAS_KERNELS:
-        if isinstance(layer, cls):
-            return [getattr(layer, attribute) for attribute in attributes]
-    return None
-
-
 def sparsity(model):
     """Reports the kernel weights that are zero in mean-mode inference.
 
@@ -122,22 +78,20 @@ def sparsity(model):
     """
     report = SparsityReport()
     total_zeros = total_weights = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if not _counts(layer):
-            continue
+    for layer in kernels_lib.layers_with_kernels(model):
         if not layer.built:
             raise ValueError(
                 f"Layer {layer.name!r} is not built yet; call the model on data "
                 "(or build it) before asking for its sparsity."
             )
-        kernels = _kernels(layer)
-        if kernels is None:
+        kernels = kernels_lib.inference_kernels(layer)
+        if not kernels:
             continue
         zeros = total = 0
         for kernel in kernels:
-            values = ops.convert_to_numpy(kernel)
-            zeros += int(np.count_nonzero(values == 0))
-            total += values.size
+            kernel_zeros, kernel_total = kernels_lib.zero_count(kernel)
+            zeros += kernel_zeros
+            total += kernel_total
         name = layer.name
         suffix = 1
         while name in report or name == GLOBAL:

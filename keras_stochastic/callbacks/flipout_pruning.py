@@ -1,44 +1,16 @@
 """`FlipOutPruning`: global pruning by sign-flip saliency (Apostol et al., 2020)."""
 
 import math
-import numbers
 
 import keras
 import numpy as np
 
+from keras_stochastic import _compat
+from keras_stochastic import _validation
+from keras_stochastic import kernels as kernels_lib
 from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
 CRITERIA = ("flipout", "magnitude", "random")
-
-# Keras layers whose kernels are prunable, with the attribute names of those
-# kernels. keras_stochastic layers list theirs with `_prunable_variables()`.
-_KERAS_KERNELS = (
-    ((keras.layers.Dense, keras.layers.EinsumDense), ("kernel",)),
-    (
-        (
-            keras.layers.Conv1D,
-            keras.layers.Conv2D,
-            keras.layers.Conv3D,
-            keras.layers.Conv1DTranspose,
-            keras.layers.Conv2DTranspose,
-            keras.layers.Conv3DTranspose,
-        ),
-        ("kernel",),
-    ),
-    (
-        (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D),
-        ("depthwise_kernel",),
-    ),
-    (
-        (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
-        ("depthwise_kernel", "pointwise_kernel"),
-    ),
-    (
-        (keras.layers.SimpleRNNCell, keras.layers.LSTMCell, keras.layers.GRUCell),
-        ("kernel", "recurrent_kernel"),
-    ),
-)
-
 
 def saliency(weights, flips, exponent=2):
     """FlipOut saliency `|theta|**exponent / (flips + 1)` (float64 numpy).
@@ -48,15 +20,6 @@ def saliency(weights, flips, exponent=2):
     """
     weights = np.abs(np.asarray(weights, dtype="float64"))
     return weights**exponent / (np.asarray(flips, dtype="float64") + 1.0)
-
-
-def _layer_kernels(layer):
-    if hasattr(layer, "_prunable_variables"):
-        return list(layer._prunable_variables())
-    for classes, names in _KERAS_KERNELS:
-        if isinstance(layer, classes):
-            return [getattr(layer, name, None) for name in names]
-    return []
 
 
 def prunable_variables(model, include=None, exclude=None):
@@ -75,13 +38,13 @@ def prunable_variables(model, include=None, exclude=None):
         if (include is None or ancestors & set(include)) and not (
             exclude and ancestors & set(exclude)
         ):
-            for variable in _layer_kernels(layer):
+            for variable in kernels_lib.kernel_variables(layer):
                 if isinstance(variable, keras.Variable) and variable.trainable:
                     found.setdefault(id(variable), variable)
-        for sublayer in layer._flatten_layers(include_self=False, recursive=False):
+        for sublayer in _compat.flatten_layers(layer, include_self=False, recursive=False):
             visit(sublayer, ancestors)
 
-    for layer in model._flatten_layers(include_self=False, recursive=False):
+    for layer in _compat.flatten_layers(model, include_self=False, recursive=False):
         visit(layer, frozenset())
     for argument, value in (("include", include), ("exclude", exclude)):
         unknown = sorted(set(value or ()) - names)
@@ -100,21 +63,6 @@ def find_gradient_noise(optimizer):
             return optimizer
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return None
-
-
-def _validate_fraction(name, value, low_open):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not (value > 0.0 if low_open else value >= 0.0)
-        or not value < 1.0
-    ):
-        interval = "(0, 1)" if low_open else "[0, 1)"
-        raise ValueError(
-            f"Argument `{name}` must be a float in {interval}. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -218,39 +166,18 @@ class FlipOutPruning(keras.callbacks.Callback):
     ):
         super().__init__()
         if target_sparsity is not None:
-            target_sparsity = _validate_fraction(
-                "target_sparsity", target_sparsity, low_open=False
-            )
-        prune_rate = _validate_fraction("prune_rate", prune_rate, low_open=True)
-        if prune_every is not None and (
-            not isinstance(prune_every, numbers.Integral)
-            or isinstance(prune_every, bool)
-            or prune_every < 1
-        ):
-            raise ValueError(
-                "Argument `prune_every` must be a positive integer or None. "
-                f"Received: prune_every={prune_every!r}"
-            )
+            target_sparsity = _validation.fraction("target_sparsity", target_sparsity)
+        prune_rate = _validation.fraction("prune_rate", prune_rate, low_open=True)
+        if prune_every is not None:
+            prune_every = _validation.positive_integer("prune_every", prune_every)
         if target_sparsity is None and prune_every is None:
             raise ValueError(
                 "Pass `target_sparsity` (the schedule is then derived from the "
                 "number of epochs of `fit`) or `prune_every`. "
                 "Received: target_sparsity=None, prune_every=None"
             )
-        if (
-            not isinstance(exponent, numbers.Real)
-            or isinstance(exponent, bool)
-            or not 0.0 <= exponent < math.inf
-        ):
-            raise ValueError(
-                "Argument `exponent` must be a non-negative, finite float. "
-                f"Received: exponent={exponent!r}"
-            )
-        if criterion not in CRITERIA:
-            raise ValueError(
-                f"Argument `criterion` must be one of {list(CRITERIA)}. "
-                f"Received: criterion={criterion!r}"
-            )
+        exponent = _validation.non_negative("exponent", exponent)
+        _validation.choice("criterion", criterion, CRITERIA)
         for name, value in (("include", include), ("exclude", exclude)):
             if value is not None and (
                 isinstance(value, str)
@@ -260,10 +187,7 @@ class FlipOutPruning(keras.callbacks.Callback):
                     f"Argument `{name}` must be a list of layer names or None. "
                     f"Received: {name}={value!r}"
                 )
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise TypeError(
-                f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
-            )
+        _validation.seed(seed)
         if verbose not in (0, 1):
             raise ValueError(
                 f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"

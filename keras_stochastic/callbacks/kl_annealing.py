@@ -1,9 +1,9 @@
 """`KLAnnealing`: linear warm-up of the KL weight."""
 
-import numbers
 
 import keras
 
+from keras_stochastic import _validation
 from keras_stochastic import inference
 
 
@@ -39,22 +39,10 @@ class KLAnnealing(keras.callbacks.Callback):
 
     def __init__(self, warmup_epochs, initial_factor=0.0):
         super().__init__()
-        if (
-            not isinstance(warmup_epochs, numbers.Integral)
-            or isinstance(warmup_epochs, bool)
-            or warmup_epochs < 1
-        ):
-            raise ValueError(
-                "Argument `warmup_epochs` must be a positive integer. "
-                f"Received: warmup_epochs={warmup_epochs!r}"
-            )
-        if not isinstance(initial_factor, numbers.Real) or not 0.0 <= initial_factor <= 1.0:
-            raise ValueError(
-                "Argument `initial_factor` must be a float in [0, 1]. "
-                f"Received: initial_factor={initial_factor!r}"
-            )
-        self.warmup_epochs = int(warmup_epochs)
-        self.initial_factor = float(initial_factor)
+        self.warmup_epochs = _validation.positive_integer("warmup_epochs", warmup_epochs)
+        self.initial_factor = _validation.real(
+            "initial_factor", initial_factor, 0.0, 1.0, allowed="a float in [0, 1]"
+        )
         self._targets = None
         self._factor = None
 

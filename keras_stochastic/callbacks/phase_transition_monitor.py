@@ -1,10 +1,10 @@
 """`PhaseTransitionMonitor`: accuracy of four ways to predict with a stochastic model."""
 
-import numbers
 
 import keras
 import numpy as np
 
+from keras_stochastic import _validation
 from keras_stochastic import inference
 
 
@@ -97,20 +97,9 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
                     else ""
                 )
             )
-        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-            if (
-                not isinstance(value, numbers.Integral)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"Argument `{name}` must be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
-        if not isinstance(from_logits, bool):
-            raise TypeError(
-                f"Argument `from_logits` must be a boolean. Received: from_logits={from_logits!r}"
-            )
+        _validation.positive_integer("num_samples", num_samples)
+        _validation.positive_integer("batch_size", batch_size)
+        _validation.boolean("from_logits", from_logits)
         x, y = validation_data
         self.validation_data = (np.asarray(x), np.asarray(y))
         self.num_samples = int(num_samples)

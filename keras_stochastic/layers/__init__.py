@@ -1,55 +1,55 @@
 """Layers with random weights."""
 
-from keras_stochastic.layers.conv1d_flipout import Conv1DFlipout
-from keras_stochastic.layers.conv1d_local_reparameterization import (
+from keras_stochastic.layers.convolutional.conv1d_flipout import Conv1DFlipout
+from keras_stochastic.layers.convolutional.conv1d_local_reparameterization import (
     Conv1DLocalReparameterization,
 )
-from keras_stochastic.layers.conv1d_reparameterization import Conv1DReparameterization
-from keras_stochastic.layers.conv1d_variance import Conv1DVariance
-from keras_stochastic.layers.conv1d_variational_dropout import Conv1DVariationalDropout
-from keras_stochastic.layers.conv2d_flipout import Conv2DFlipout
-from keras_stochastic.layers.conv2d_local_reparameterization import (
+from keras_stochastic.layers.convolutional.conv1d_reparameterization import Conv1DReparameterization
+from keras_stochastic.layers.convolutional.conv1d_variance import Conv1DVariance
+from keras_stochastic.layers.convolutional.conv1d_variational_dropout import Conv1DVariationalDropout
+from keras_stochastic.layers.convolutional.conv2d_flipout import Conv2DFlipout
+from keras_stochastic.layers.convolutional.conv2d_local_reparameterization import (
     Conv2DLocalReparameterization,
 )
-from keras_stochastic.layers.conv2d_reparameterization import Conv2DReparameterization
-from keras_stochastic.layers.conv2d_variance import Conv2DVariance
-from keras_stochastic.layers.conv2d_variational_dropout import Conv2DVariationalDropout
-from keras_stochastic.layers.conv3d_flipout import Conv3DFlipout
-from keras_stochastic.layers.conv3d_local_reparameterization import (
+from keras_stochastic.layers.convolutional.conv2d_reparameterization import Conv2DReparameterization
+from keras_stochastic.layers.convolutional.conv2d_variance import Conv2DVariance
+from keras_stochastic.layers.convolutional.conv2d_variational_dropout import Conv2DVariationalDropout
+from keras_stochastic.layers.convolutional.conv3d_flipout import Conv3DFlipout
+from keras_stochastic.layers.convolutional.conv3d_local_reparameterization import (
     Conv3DLocalReparameterization,
 )
-from keras_stochastic.layers.conv3d_reparameterization import Conv3DReparameterization
-from keras_stochastic.layers.conv3d_variance import Conv3DVariance
-from keras_stochastic.layers.conv3d_variational_dropout import Conv3DVariationalDropout
-from keras_stochastic.layers.dense_flipout import DenseFlipout
-from keras_stochastic.layers.dense_local_reparameterization import (
+from keras_stochastic.layers.convolutional.conv3d_reparameterization import Conv3DReparameterization
+from keras_stochastic.layers.convolutional.conv3d_variance import Conv3DVariance
+from keras_stochastic.layers.convolutional.conv3d_variational_dropout import Conv3DVariationalDropout
+from keras_stochastic.layers.core.dense_flipout import DenseFlipout
+from keras_stochastic.layers.core.dense_local_reparameterization import (
     DenseLocalReparameterization,
 )
-from keras_stochastic.layers.dense_reparameterization import DenseReparameterization
-from keras_stochastic.layers.dense_variance import DenseVariance
-from keras_stochastic.layers.dense_variational_dropout import DenseVariationalDropout
-from keras_stochastic.layers.gru_flipout import GRUFlipout
-from keras_stochastic.layers.gru_flipout_cell import GRUFlipoutCell
-from keras_stochastic.layers.gru_local_reparameterization import (
+from keras_stochastic.layers.core.dense_reparameterization import DenseReparameterization
+from keras_stochastic.layers.core.dense_variance import DenseVariance
+from keras_stochastic.layers.core.dense_variational_dropout import DenseVariationalDropout
+from keras_stochastic.layers.rnn.gru_flipout import GRUFlipout
+from keras_stochastic.layers.rnn.gru_flipout_cell import GRUFlipoutCell
+from keras_stochastic.layers.rnn.gru_local_reparameterization import (
     GRULocalReparameterization,
 )
-from keras_stochastic.layers.gru_local_reparameterization_cell import (
+from keras_stochastic.layers.rnn.gru_local_reparameterization_cell import (
     GRULocalReparameterizationCell,
 )
-from keras_stochastic.layers.lstm_flipout import LSTMFlipout
-from keras_stochastic.layers.lstm_flipout_cell import LSTMFlipoutCell
-from keras_stochastic.layers.lstm_local_reparameterization import (
+from keras_stochastic.layers.rnn.lstm_flipout import LSTMFlipout
+from keras_stochastic.layers.rnn.lstm_flipout_cell import LSTMFlipoutCell
+from keras_stochastic.layers.rnn.lstm_local_reparameterization import (
     LSTMLocalReparameterization,
 )
-from keras_stochastic.layers.lstm_local_reparameterization_cell import (
+from keras_stochastic.layers.rnn.lstm_local_reparameterization_cell import (
     LSTMLocalReparameterizationCell,
 )
-from keras_stochastic.layers.simple_rnn_flipout import SimpleRNNFlipout
-from keras_stochastic.layers.simple_rnn_flipout_cell import SimpleRNNFlipoutCell
-from keras_stochastic.layers.simple_rnn_local_reparameterization import (
+from keras_stochastic.layers.rnn.simple_rnn_flipout import SimpleRNNFlipout
+from keras_stochastic.layers.rnn.simple_rnn_flipout_cell import SimpleRNNFlipoutCell
+from keras_stochastic.layers.rnn.simple_rnn_local_reparameterization import (
     SimpleRNNLocalReparameterization,
 )
-from keras_stochastic.layers.simple_rnn_local_reparameterization_cell import (
+from keras_stochastic.layers.rnn.simple_rnn_local_reparameterization_cell import (
     SimpleRNNLocalReparameterizationCell,
 )
 

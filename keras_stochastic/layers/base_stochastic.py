@@ -7,59 +7,28 @@
 - the inference mode (`"mean"` or `"sample"`), held in a non-trainable bool
   variable and switched with `ops.cond` when `training` is false, so that
   `ks.set_inference` reaches predict functions that are already compiled;
-- `call`: the estimator when training or sampling, the mean kernel otherwise,
-  and `add_loss(kl_weight * KL)` on every call;
+- the one stochastic forward path: `_draw_kernel` (the estimator's draw of a
+  kernel, with the zero-mean flag applied), `_add_kl` (`add_loss(kl_weight *
+  KL)`) and `_stochastic_linear` (the training/inference switch around them),
+  used by the dense and convolution `call` and by the recurrent cells'
+  per-sequence hook;
 - `_drop_mean_term`, a Python flag that makes the estimator sample without
   its mean term (the "zero-mean approximation" of Neklyudov et al., 2019,
   measured by `ks.callbacks.PhaseTransitionMonitor`). It is read when `call`
   is traced: a function compiled while it is set keeps it, one compiled
   without it ignores it.
 
-Subclasses provide `posterior` (see `keras_stochastic.posteriors`), the
-`estimator` name, and the linear operator through `_linear`, `_prepare_inputs`,
-`_finish`, `_channel_axis` and `_out_channels`.
+Subclasses provide `posterior` (see `keras_stochastic.posteriors`) and the
+`estimator` name (a class attribute, or an instance attribute where it is an
+argument).
 """
-
-import numbers
 
 import keras
 from keras import ops
 
-from keras_stochastic import _random
+from keras_stochastic import _validation
 from keras_stochastic import estimators as estimators_lib
-
-INFERENCE_MODES = ("mean", "sample")
-
-
-def validate_kl_weight(kl_weight):
-    if not isinstance(kl_weight, numbers.Real) or isinstance(kl_weight, bool):
-        raise TypeError(
-            "Argument `kl_weight` must be a non-negative float. "
-            f"Received: kl_weight={kl_weight!r}"
-        )
-    if not 0.0 <= kl_weight < float("inf"):
-        raise ValueError(
-            "Argument `kl_weight` must be a non-negative, finite float. "
-            f"Received: kl_weight={kl_weight}"
-        )
-    return float(kl_weight)
-
-
-def validate_inference(inference):
-    if inference not in INFERENCE_MODES:
-        raise ValueError(
-            f"Argument `inference` must be one of {list(INFERENCE_MODES)}. "
-            f"Received: inference={inference!r}"
-        )
-    return inference
-
-
-def validate_seed(seed):
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise TypeError(
-            f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
-        )
-    return seed
+from keras_stochastic import rng
 
 
 class StochasticLayer(keras.layers.Layer):
@@ -78,9 +47,9 @@ class StochasticLayer(keras.layers.Layer):
 
     def __init__(self, kl_weight=1.0, inference="mean", seed=None, **kwargs):
         super().__init__(**kwargs)
-        self._kl_weight_value = validate_kl_weight(kl_weight)
-        self._inference_value = validate_inference(inference)
-        self.seed = validate_seed(seed)
+        self._kl_weight_value = _validation.kl_weight(kl_weight)
+        self._inference_value = _validation.inference(inference)
+        self.seed = _validation.seed(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._kl_weight = None
         self._sample_at_inference = None
@@ -113,7 +82,7 @@ class StochasticLayer(keras.layers.Layer):
 
     @kl_weight.setter
     def kl_weight(self, value):
-        self._kl_weight_value = validate_kl_weight(value)
+        self._kl_weight_value = _validation.kl_weight(value)
         if self._kl_weight is not None:
             self._kl_weight.assign(self._kl_weight_value)
 
@@ -127,44 +96,67 @@ class StochasticLayer(keras.layers.Layer):
 
     @inference.setter
     def inference(self, mode):
-        self._inference_value = validate_inference(mode)
+        self._inference_value = _validation.inference(mode)
         if self._sample_at_inference is not None:
             self._sample_at_inference.assign(mode == "sample")
 
+    @property
     def _estimator(self):
         return estimators_lib.get(self.estimator)
 
-    def _sample(self, inputs, weights, seeds):
-        if self._drop_mean_term:
-            weights = _WithoutMean(weights)
-        return self._estimator().apply(
-            self._linear,
-            inputs,
-            weights,
-            seeds,
-            channel_axis=self._channel_axis,
-            out_channels=self._out_channels,
-        )
+    def _sampling(self):
+        """Whether inference samples: a bool tensor, for `ops.cond`."""
+        return ops.logical_and(self._sample_at_inference, True)
 
-    def call(self, inputs, training=False):
-        inputs = self._prepare_inputs(inputs)
+    def _draw_kernel(self, posterior, inputs, seeds, channel_axis=-1, out_channels=None):
+        """`(draw, weights)`: the estimator's draw of one kernel and its posterior view.
+
+        With `_drop_mean_term` set the draw has no mean term (the zero-mean
+        approximation); `weights` is the full view, for the KL.
+        """
+        weights = posterior(self.compute_dtype)
+        view = _WithoutMean(weights) if self._drop_mean_term else weights
+        draw = self._estimator.draw(view, inputs, seeds, channel_axis, out_channels)
+        return draw, weights
+
+    def _add_kl(self, weights):
+        """Adds `kl_weight * KL(q || p)` of a posterior view to the layer's losses.
+
+        Called after the view was used to sample, so that a Monte Carlo KL
+        reuses the forward pass's weight sample.
+        """
+        self.add_loss(self._kl_weight * weights.kl(self.seed_generator))
+
+    def _stochastic_linear(self, linear, inputs, training, channel_axis=-1, out_channels=None):
+        """`linear(inputs, kernel)` under the estimator when sampling, the inference kernel otherwise.
+
+        Training always samples; otherwise the inference-mode variable
+        chooses, inside `ops.cond` (whose branches get predrawn seeds). Adds
+        the KL term on every call.
+        """
+        estimator = self._estimator
         dtype = self.compute_dtype
-        num_seeds = self._estimator().num_seeds
+
+        def sample(seeds):
+            draw, weights = self._draw_kernel(
+                self.posterior, inputs, seeds, channel_axis, out_channels
+            )
+            return estimator.apply(linear, inputs, draw), weights
+
         if training:
-            weights = self.posterior(dtype)
-            outputs = self._sample(inputs, weights, [self.seed_generator] * num_seeds)
+            outputs, weights = sample([self.seed_generator] * estimator.num_seeds)
         else:
-            seeds = _random.predraw(self.seed_generator, num_seeds)
+            seeds = rng.predraw(self.seed_generator, estimator.num_seeds)
             outputs = ops.cond(
-                ops.logical_and(self._sample_at_inference, True),
-                lambda: self._sample(inputs, self.posterior(dtype), seeds),
-                lambda: self._linear(inputs, self.posterior(dtype).inference_kernel),
+                self._sampling(),
+                lambda: sample(seeds)[0],
+                lambda: estimators_lib.MEAN(linear, inputs, self.posterior(dtype), None),
             )
             # A separate view: in predict functions this KL feeds nothing and
             # is pruned, and the mean branch computes no standard deviations.
             weights = self.posterior(dtype)
-        self.add_loss(self._kl_weight * weights.kl(self.seed_generator))
-        return self._finish(outputs)
+        self._add_kl(weights)
+        return outputs
 
     def _prunable_variables(self):
         """The kernel variables a pruning callback may mask (never biases)."""

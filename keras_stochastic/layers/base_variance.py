@@ -4,7 +4,7 @@ import warnings
 
 from keras_stochastic import estimators as estimators_lib
 from keras_stochastic import posteriors
-from keras_stochastic.layers.base_conv import BaseStochasticConv
+from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
 from keras_stochastic.layers.base_stochastic import StochasticLayer
 
 # Gaussian weights have an exact local reparameterization (the cheapest in
@@ -22,13 +22,12 @@ def resolve_estimator(distribution, estimator):
     """The estimator for `distribution`: its default when `estimator` is None."""
     if estimator is None:
         return DEFAULT_ESTIMATORS[distribution]
-    estimators_lib.get(estimator)
-    if estimator == "local_reparameterization" and distribution != "gaussian":
+    if estimators_lib.get(estimator).requires_gaussian_weights and distribution != "gaussian":
         raise ValueError(
-            "Argument `estimator` cannot be 'local_reparameterization' for "
-            f"distribution={distribution!r}: the local reparameterization trick "
-            "samples Gaussian pre-activations, which only Gaussian weights give "
-            "exactly. Use 'flipout' (the default) or 'reparameterization'. "
+            f"Argument `estimator` cannot be {estimator!r} for "
+            f"distribution={distribution!r}: it samples Gaussian pre-activations, "
+            "which only Gaussian weights give exactly. Use 'flipout' (the "
+            "default) or 'reparameterization'. "
             f"Received: estimator={estimator!r}, distribution={distribution!r}"
         )
     return estimator

@@ -1,8 +1,8 @@
 """Variational dropout family: the dense and conv bases with a Gaussian-dropout posterior."""
 
 from keras_stochastic import estimators as estimators_lib
-from keras_stochastic.layers.base_conv import BaseStochasticConv
-from keras_stochastic.layers.base_dense import BaseStochasticDense
+from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
+from keras_stochastic.layers.core.base_dense import BaseStochasticDense
 from keras_stochastic.posteriors.dropout import VariationalDropoutPosterior
 
 

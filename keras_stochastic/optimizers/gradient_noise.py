@@ -1,44 +1,17 @@
 """`GradientNoise`: layer-scaled Gaussian gradient noise around any optimizer."""
 
 import math
-import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_stochastic import _compat
+from keras_stochastic import _validation
+from keras_stochastic import rng
+
 
 SCALE_BY = ("gradient", "parameter")
-
-
-def _normal(shape, seed, dtype, stddev):
-    """N(0, stddev**2) draws for gradient noise, by the cheapest measured route.
-
-    Drawing the noise dominates the cost of this optimizer on CPUs
-    (`benchmarks/RESULTS.md`), and gradient noise needs neither far tails nor
-    fine resolution, so on TensorFlow this is a Box-Muller transform of 16-bit
-    uniforms: each 32-bit random integer gives two values (half the random
-    bits of `_random.normal`, about 40% cheaper per step there). The radius
-    uses 16 bits (cell midpoints, so |z| <= 4.85, which drops a tail mass of
-    1.2e-6 and changes the variance by less than 1e-5), the angle 15 bits.
-    Under JAX's XLA on CPU `sin`/`cos` are slow and the threefry bits
-    dominate, so `keras.random.normal` is the cheapest there.
-    """
-    if keras.backend.backend() == "jax":
-        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(stddev, dtype)
-    size = math.prod(shape)
-    half = (size + 1) // 2
-    words = keras.random.randint((half,), 0, 2**31 - 1, seed=seed, dtype="int32")
-    low = ops.cast(ops.bitwise_and(words, 65535), "float32")
-    high = ops.cast(ops.right_shift(words, 16), "float32")
-    # The scale goes into the radius, half the size of the output.
-    radius = ops.sqrt(-2.0 * ops.log((65535.5 - low) * (1.0 / 65536.0)))
-    radius = radius * ops.cast(stddev, "float32")
-    angle = high * (2.0 * math.pi / 32768.0)
-    values = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])
-    if size != 2 * half:
-        values = values[:size]
-    return ops.cast(ops.reshape(values, shape), dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -82,27 +55,21 @@ class GradientNoise(keras.optimizers.Optimizer):
     no noise.
 
     Choosing `scale_by`: `"gradient"` follows the authors' released code and
-    is the default because it trains well: on a scikit-learn digits MLP
-    (64-256-256-10, SGD 0.05 with momentum 0.9, batch 32, 25 epochs; 3 seeds)
-    test accuracy was 97.5 +- 0.3% with `scale=1`, against 97.3 +- 0.4%
-    without noise. `"parameter"` is the literal reading of the paper's
-    Eq. 3c: there `||theta_l|| / ||g_l||` had a median of 82 (quartiles 26
-    to 318), so at `scale=1` the noise is tens to hundreds of times the
-    gradient and accuracy fell to chance (10.0%); `scale=0.1` gave
-    84.8 +- 4.0% and `scale=0.01` 97.5 +- 0.6%. Use a small scale with it
-    (`benchmarks/gradient_noise_scale.py`, `benchmarks/RESULTS.md`).
+    is the default because it trains well. `"parameter"` is the literal
+    reading of the paper's Eq. 3c; there `||theta_l|| / ||g_l||` is typically
+    tens to hundreds, so at `scale=1` the noise swamps the gradient: use a
+    small scale with it (the measured sweep, `benchmarks/gradient_noise_scale.py`,
+    is in `benchmarks/RESULTS.md`).
 
     Cost: one Gaussian draw per trainable weight and step, about as many
     random numbers as a flipout layer draws, plus a few elementwise passes
     (the norms, the scaling, and with pruning the masks and sign
     comparisons). On a CPU a weight-sized draw can cost as much as a small
-    network's whole deterministic step: on a 784-1024-1024-10 MLP at batch
-    128 (2-core CPU), noise alone made the train step 1.66x (TensorFlow) and
-    2.13x (JAX) slower, noise with `FlipOutPruning` 1.87x and 2.33x
-    (`benchmarks/RESULTS.md`). `scale=0` draws nothing (pruning without noise). To
-    halve the random bits, the TensorFlow path draws the Gaussian from 16-bit
-    uniforms (Box-Muller; |eps| is capped at 4.85 standard deviations); JAX
-    uses `keras.random.normal`.
+    network's whole deterministic step (measured overheads:
+    `benchmarks/RESULTS.md`). `scale=0` draws nothing (pruning without
+    noise). To halve the random bits, the noise is `keras_stochastic.rng.coarse_normal`:
+    16 random bits per value on TensorFlow (|eps| capped at 4.85 standard
+    deviations); JAX uses `keras.random.normal`.
 
     Args:
         inner_optimizer: The `keras.optimizers.Optimizer` that applies the
@@ -143,24 +110,9 @@ class GradientNoise(keras.optimizers.Optimizer):
                 "Argument `inner_optimizer` must be a `keras.optimizers.Optimizer` "
                 f"instance. Received: inner_optimizer={inner_optimizer!r}"
             )
-        if (
-            not isinstance(scale, numbers.Real)
-            or isinstance(scale, bool)
-            or not 0.0 <= scale < math.inf
-        ):
-            raise ValueError(
-                "Argument `scale` must be a non-negative, finite float. "
-                f"Received: scale={scale!r}"
-            )
-        if scale_by not in SCALE_BY:
-            raise ValueError(
-                f"Argument `scale_by` must be one of {list(SCALE_BY)}. "
-                f"Received: scale_by={scale_by!r}"
-            )
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise TypeError(
-                f"Argument `seed` must be an integer or None. Received: seed={seed!r}"
-            )
+        _validation.non_negative("scale", scale)
+        _validation.choice("scale_by", scale_by, SCALE_BY)
+        _validation.seed(seed)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.scale = float(scale)
@@ -212,7 +164,7 @@ class GradientNoise(keras.optimizers.Optimizer):
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
         if trainable_variables is None:
-            variables = self._trainable_variables
+            variables = _compat.optimizer_variables(self)
         else:
             variables = list(trainable_variables)
         masks = self._slots(self._masks, variables)
@@ -249,7 +201,10 @@ class GradientNoise(keras.optimizers.Optimizer):
             # The inner optimizer divides everything it receives by its loss
             # scale factor; only the gradient arrives scaled by it.
             std = std * factor
-        noise = _normal(variable.shape, self.seed_generator, grad.dtype, std)
+        # Gradient noise needs neither far tails nor fine resolution: 16
+        # random bits per value are enough, and drawing them dominates this
+        # optimizer's cost on CPU (`benchmarks/RESULTS.md`).
+        noise = rng.coarse_normal(variable.shape, self.seed_generator, grad.dtype, std)
         if mask is not None:
             noise = noise * ops.cast(mask, grad.dtype)
         return noise
@@ -257,7 +212,7 @@ class GradientNoise(keras.optimizers.Optimizer):
     def _slots(self, slots, variables):
         if slots is None:
             return [None] * len(variables)
-        return [slots[self._get_variable_index(v)] for v in variables]
+        return [slots[_compat.variable_index(self, v)] for v in variables]
 
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
@@ -274,12 +229,12 @@ class GradientNoise(keras.optimizers.Optimizer):
         """The model variables that have masks and flip counters (a list)."""
         if self._pruned_indices is None:
             return []
-        return [self._trainable_variables[i] for i in self._pruned_indices]
+        return [_compat.optimizer_variables(self)[i] for i in self._pruned_indices]
 
     def pruning_slots(self):
         """`(variable, mask, flips)` triples of the pruned variables."""
         return [
-            (self._trainable_variables[i], self._masks[i], self._flips[i])
+            (_compat.optimizer_variables(self)[i], self._masks[i], self._flips[i])
             for i in self._pruned_indices or ()
         ]
 
@@ -309,7 +264,7 @@ class GradientNoise(keras.optimizers.Optimizer):
                     f"Received: variable={variable.path}"
                 )
         self._check_variables_are_known(variables)
-        indices = sorted({self._get_variable_index(v) for v in variables})
+        indices = sorted({_compat.variable_index(self, v) for v in variables})
         if self._pruned_indices is not None:
             if indices != self._pruned_indices:
                 raise ValueError(
@@ -330,14 +285,14 @@ class GradientNoise(keras.optimizers.Optimizer):
         self.pruning_events = self.add_variable(
             (), dtype="int32", name="pruning_events"
         )
-        masks = [None] * len(self._trainable_variables)
-        flips = [None] * len(self._trainable_variables)
+        masks = [None] * len(_compat.optimizer_variables(self))
+        flips = [None] * len(_compat.optimizer_variables(self))
         for i in indices:
             masks[i] = self.add_variable_from_reference(
-                self._trainable_variables[i], name="pruning_mask", initializer="ones"
+                _compat.optimizer_variables(self)[i], name="pruning_mask", initializer="ones"
             )
         for i in indices:
-            variable = self._trainable_variables[i]
+            variable = _compat.optimizer_variables(self)[i]
             flips[i] = self.add_variable(
                 variable.shape,
                 dtype="float32",

@@ -6,50 +6,22 @@ import numbers
 import keras
 from keras import ops
 
-from keras_stochastic import _random
+from keras_stochastic import _validation
 from keras_stochastic import kl as kl_lib
+from keras_stochastic import priors as priors_lib
+from keras_stochastic import rng
 
 PARAMETERIZATIONS = ("additive", "weight", "neuron", "layer")
-PRIORS = ("log_uniform", "student_t", "ard")
-
-# log alpha is clipped to this range (Molchanov et al.'s code and
-# google-research/state_of_sparsity use +-8); "kingma" lowers the upper end
-# to 0 (alpha <= 1), the domain of its polynomial.
-LOG_ALPHA_MIN = -8.0
-LOG_ALPHA_MAX = 8.0
-# Added to theta^2 under the log of the additive parameterization, as in the
-# reference implementations, so that a zero theta gives a finite log alpha.
-THETA_SQUARED_EPSILON = 1e-8
-# Degrees of freedom of the Student-t prior (Neklyudov et al., 2019): close
-# enough to zero that the prior is log-uniform for every |w| >> 1e-8.
-STUDENT_T_DF = 1e-16
 # Defaults of the initial log sigma^2 (additive; Molchanov et al.) and log
 # alpha (other parameterizations; Neklyudov et al.'s LinearVDO).
 DEFAULT_LOG_SIGMA2 = -10.0
 DEFAULT_LOG_ALPHA = -5.0
 
 
-def _validate_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f"Argument `{name}` must be one of {list(allowed)}. "
-            f"Received: {name}={value!r}"
-        )
-    return value
-
-
 def validate_threshold(threshold):
-    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
-        raise TypeError(
-            "Argument `threshold` must be a float. "
-            f"Received: threshold={threshold!r}"
-        )
-    if not LOG_ALPHA_MIN <= threshold <= LOG_ALPHA_MAX:
-        raise ValueError(
-            "Argument `threshold` must lie in the range log alpha is clipped to, "
-            f"[{LOG_ALPHA_MIN}, {LOG_ALPHA_MAX}]. Received: threshold={threshold!r}"
-        )
-    return float(threshold)
+    return _validation.real(
+        "threshold", threshold, kl_lib.LOG_ALPHA_MIN, kl_lib.LOG_ALPHA_MAX
+    )
 
 
 def get_log_initializer(identifier, name):
@@ -70,55 +42,6 @@ def get_log_initializer(identifier, name):
         ) from error
 
 
-def additive_molchanov_stats(theta, log_sigma2, log_alpha_max=LOG_ALPHA_MAX):
-    """`(sigma^2, molchanov KL sum)` of the additive parameterization, with a fused gradient.
-
-    `sigma^2 = exp(log_sigma2)` is the training noise's variance and the KL
-    is `ks.kl.log_uniform_kl(log_alpha, "molchanov")` with `log_alpha =
-    clip(log_sigma2 - log(theta^2 + 1e-8), -8, log_alpha_max)`. Autodiff
-    through the clip, the sigmoid, the softplus and the two sums makes a
-    chain of kernel-sized temporaries; the gradient is written out instead,
-    and each weight-sized pass is made to count (on CPU these passes cost as
-    much as the layer's matmuls). With `u = -log_alpha` (clipped),
-    `s = sigmoid(u)` and `f = sigmoid(k3 u - k2)`:
-
-    - `softplus(u) = -log(1 - s)`, so one sigmoid serves the KL's softplus
-      term and its derivative `s` (with u in [-8, 8], `1 - s >= 3.3e-4` is
-      exact to ~2e-4 relative in float32, ~1e-4 nats per weight);
-    - `d KL / d u = k1 k3 f (1 - f) + 0.5 s` where u was not clipped (0
-      where it was, as for `ops.clip`), `d u / d log_sigma2 = -1`,
-      `d u / d theta = 2 theta / (theta^2 + 1e-8)`.
-    """
-    k1, k2, k3 = kl_lib.MOLCHANOV_K1, kl_lib.MOLCHANOV_K2, kl_lib.MOLCHANOV_K3
-
-    @ops.custom_gradient
-    def stats(theta, log_sigma2):
-        theta_squared = ops.square(theta) + THETA_SQUARED_EPSILON
-        neg_log_alpha = ops.log(theta_squared) - log_sigma2
-        clipped = ops.clip(neg_log_alpha, -log_alpha_max, -LOG_ALPHA_MIN)
-        fit = ops.sigmoid(k3 * clipped - k2)
-        sigmoid = ops.sigmoid(clipped)
-        kl = k1 * ops.sum(fit) - 0.5 * ops.sum(ops.log1p(-sigmoid))
-        variance = ops.exp(log_sigma2)
-
-        def grad(*args, upstream=None):
-            # TensorFlow passes one gradient per output, JAX one tuple.
-            if upstream is None:
-                upstream = args[0] if len(args) == 1 else args
-            d_variance, d_kl = upstream
-            # The scalar factors are folded into the coefficients.
-            d_u = (fit - ops.square(fit)) * (k1 * k3 * d_kl) + sigmoid * (0.5 * d_kl)
-            d_u = ops.where(ops.equal(clipped, neg_log_alpha), d_u, 0.0)
-            d_theta = (theta * d_u) / (0.5 * theta_squared)
-            if d_variance is None:
-                return d_theta, -d_u
-            return d_theta, d_variance * variance - d_u
-
-        return (variance, kl), grad
-
-    return stats(theta, log_sigma2)
-
-
 class VariationalDropoutWeights:
     """One call's view of a Gaussian-dropout posterior.
 
@@ -137,23 +60,20 @@ class VariationalDropoutWeights:
         self._fused = None
 
     def _fused_stats(self):
-        """`(sigma^2, KL)` from `additive_molchanov_stats`, or None where it does not apply."""
+        """`(sigma^2, KL)` from the prior's fused op, or None where it has none."""
         posterior = self._posterior
-        if not (
-            posterior.parameterization == "additive"
-            and posterior.kl_approximation == "molchanov"
-            and posterior.prior == "log_uniform"
-        ):
+        if posterior.parameterization != "additive":
             return None
         if self._fused is None:
             # `cast` reads the variables: TensorFlow's custom gradient must
-            # see tensors, not variables.
-            self._fused = additive_molchanov_stats(
-                ops.cast(posterior.mean, "float32"),
-                ops.cast(posterior.log_variance, "float32"),
-                posterior.log_alpha_max,
+            # see tensors, not variables. A 1-tuple: the op may be None.
+            self._fused = (
+                posterior.prior.fused_kl(
+                    ops.cast(posterior.mean, "float32"),
+                    ops.cast(posterior.log_variance, "float32"),
+                ),
             )
-        return self._fused
+        return self._fused[0]
 
     @property
     def log_alpha(self):
@@ -168,79 +88,35 @@ class VariationalDropoutWeights:
 
     def _log_sigma2_is_variance(self):
         # The additive parameterization learns the variance itself.
+        # Not with a prior that clips log alpha lower ("kingma"): the clipped
+        # alpha then sets the noise.
         return self._posterior.parameterization == "additive" and (
-            self._posterior.kl_approximation != "kingma"
+            self._posterior.log_alpha_max == kl_lib.LOG_ALPHA_MAX
         )
 
     @property
     def variance(self):
+        """The elementwise variances of the training noise, float32."""
         fused = self._fused_stats()
         if fused is not None:
-            return ops.cast(fused[0], self.dtype)
+            return fused[0]
         if self._log_sigma2_is_variance():
-            variance = ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
-        else:
-            variance = ops.exp(self.log_alpha) * ops.square(self._theta)
-        return ops.cast(variance, self.dtype)
+            return ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
+        return ops.exp(self.log_alpha) * ops.square(self._theta)
 
     def noise(self, seed):
         if self._log_sigma2_is_variance():
             stddev = ops.exp(0.5 * ops.convert_to_tensor(self._posterior.log_variance))
         else:
             stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
-        epsilon = _random.normal(self._theta.shape, seed, self.dtype)
+        epsilon = rng.normal(self._theta.shape, seed, self.dtype)
         return ops.cast(stddev, self.dtype) * epsilon
 
     def kl(self, seed):
-        posterior = self._posterior
         fused = self._fused_stats()
         if fused is not None:
             return fused[1]
-        if posterior.prior == "student_t":
-            return self._student_t_kl(seed)
-        if posterior.prior == "log_uniform" and posterior.kl_approximation == "monte_carlo":
-            # One draw per weight, also for a shared log alpha.
-            log_alpha = ops.broadcast_to(self.log_alpha, self._theta.shape)
-            return ops.sum(
-                kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed)
-            )
-        if posterior.prior == "ard":
-            # Kharitonov et al. (2018): with the ARD prior N(0, tau^2) at its
-            # optimal tau^2 = (1 + alpha) theta^2, KL = 0.5 log(1 + 1/alpha).
-            total = 0.5 * ops.sum(ops.softplus(-self.log_alpha))
-        elif posterior.kl_approximation == "molchanov":
-            total = kl_lib.molchanov_kl_sum(neg_log_alpha=-self.log_alpha)
-        else:
-            total = ops.sum(
-                kl_lib.log_uniform_kl_elementwise(self.log_alpha, "kingma")
-            )
-        # A log alpha shared by a neuron or the layer counts once per weight.
-        kernel_size = math.prod(self._theta.shape)
-        return (kernel_size // math.prod(self.log_alpha_shape)) * total
-
-    @property
-    def log_alpha_shape(self):
-        return self._posterior.log_variance.shape
-
-    def _student_t_kl(self, seed):
-        # One-sample Monte Carlo estimate of E_q[log q(w) - log p(w)] with the
-        # entropy of q analytic. log p drops its normalizer, and the constant
-        # is set so that the KL matches the log-uniform one (-> 0 as alpha ->
-        # inf) wherever |w| >> sqrt(df). The sample's variance is
-        # alpha (theta^2 + 1e-8), finite for theta = 0.
-        theta = self._theta
-        log_variance = self.log_alpha + ops.log(
-            ops.square(theta) + THETA_SQUARED_EPSILON
-        )
-        epsilon = _random.normal(theta.shape, seed, "float32")
-        weights = theta + ops.exp(0.5 * log_variance) * epsilon
-        per_weight = (
-            kl_lib.LOG_UNIFORM_CONSTANT
-            - 0.5 * log_variance
-            + (0.5 * (STUDENT_T_DF + 1.0))
-            * ops.log(ops.square(weights) + STUDENT_T_DF)
-        )
-        return ops.sum(per_weight)
+        return self._posterior.prior.kl(self.log_alpha, self._theta, seed)
 
 
 class VariationalDropoutPosterior:
@@ -279,20 +155,14 @@ class VariationalDropoutPosterior:
         log_variance_initializer=None,
         prefix="kernel",
     ):
-        self.parameterization = _validate_choice(
+        self.parameterization = _validation.choice(
             "parameterization", parameterization, PARAMETERIZATIONS
         )
-        self.kl_approximation = _validate_choice(
-            "kl_approximation", kl_approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS
-        )
-        self.prior = _validate_choice("prior", prior, PRIORS)
-        if prior != "log_uniform" and kl_approximation != "molchanov":
-            raise ValueError(
-                "Argument `kl_approximation` applies to the log-uniform prior "
-                f"only; the {prior!r} prior has its own KL. Pass "
-                'prior="log_uniform" or leave kl_approximation at its default. '
-                f"Received: kl_approximation={kl_approximation!r}, prior={prior!r}"
-            )
+        self.prior = priors_lib.get_dropout_prior(prior, kl_approximation)
+        # The config keeps a prior given by name as that name (the on-disk
+        # format of the first version) and serializes an instance.
+        self._prior_identifier = prior if isinstance(prior, str) else None
+        self.kl_approximation = getattr(self.prior, "approximation", "molchanov")
         self.threshold = validate_threshold(threshold)
         self.prefix = prefix
         self._log_variance_identifier = log_variance_initializer
@@ -303,7 +173,7 @@ class VariationalDropoutPosterior:
         self.log_variance_initializer = get_log_initializer(
             log_variance_initializer, "log_variance_initializer"
         )
-        self.log_alpha_max = 0.0 if kl_approximation == "kingma" else LOG_ALPHA_MAX
+        self.log_alpha_max = self.prior.log_alpha_max
 
     def build(self, layer, shape, initializer, regularizer=None, constraint=None):
         self.mean = layer.add_weight(
@@ -334,11 +204,11 @@ class VariationalDropoutPosterior:
         if self.parameterization == "additive":
             theta = ops.convert_to_tensor(self.mean)
             log_alpha = self.log_variance - ops.log(
-                ops.square(theta) + THETA_SQUARED_EPSILON
+                ops.square(theta) + kl_lib.THETA_SQUARED_EPSILON
             )
         else:
             log_alpha = ops.convert_to_tensor(self.log_variance)
-        return ops.clip(log_alpha, LOG_ALPHA_MIN, self.log_alpha_max)
+        return ops.clip(log_alpha, kl_lib.LOG_ALPHA_MIN, self.log_alpha_max)
 
     def __call__(self, dtype):
         return VariationalDropoutWeights(self, dtype)
@@ -350,7 +220,7 @@ class VariationalDropoutPosterior:
         return {
             "parameterization": self.parameterization,
             "kl_approximation": self.kl_approximation,
-            "prior": self.prior,
+            "prior": self._prior_identifier or priors_lib.serialize(self.prior),
             "threshold": self.threshold,
             "log_variance_initializer": initializer,
         }

@@ -1,19 +1,15 @@
 """Mean-field Gaussian posterior (see `keras_stochastic.posteriors`)."""
 
-import math
 import numbers
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_stochastic import _random
 from keras_stochastic import priors as priors_lib
-
-# Added to softplus(rho) so that log(stddev) stays finite when softplus
-# underflows; TFP and Edward2 use a similar floor.
-STDDEV_FLOOR = 1e-7
-
+from keras_stochastic import rng
+from keras_stochastic.kl import STDDEV_FLOOR
+from keras_stochastic.kl import softplus
 
 def get_stddev_initializer(identifier, name="kernel_stddev_initializer"):
     """A positive number means a constant standard deviation."""
@@ -31,15 +27,6 @@ def get_stddev_initializer(identifier, name="kernel_stddev_initializer"):
             f"Argument `{name}` must be a positive float or a Keras "
             f"initializer. Received: {name}={identifier!r}"
         ) from error
-
-
-def softplus(values):
-    """`log(1 + exp(values))`, written with vectorized elementwise ops.
-
-    Exact and overflow-free; on TensorFlow's CPU kernels it costs about 60%
-    of `ops.softplus` for weight-sized tensors.
-    """
-    return ops.relu(values) + ops.log1p(ops.exp(-ops.abs(values)))
 
 
 def inverse_softplus(values):
@@ -67,65 +54,14 @@ class InverseSoftplusInitializer(keras.initializers.Initializer):
         return inverse_softplus(ops.convert_to_tensor(values - self.floor, dtype))
 
 
-def normal_prior_stats(mean, rho, prior_stddev, square):
-    """`(stddev or stddev**2, KL(q || N(0, prior_stddev**2)))` with a fused gradient.
-
-    `stddev = softplus(rho) + STDDEV_FLOOR`. The KL is the same sum as
-    `ks.kl.normal_kl`. Differentiating the two through autodiff materializes
-    a broadcast of each sum's scalar gradient and a chain of weight-sized
-    temporaries; this gradient is written out instead:
-
-    `d rho = (d_out * (2 stddev if square else 1)
-              + d_kl * (stddev / prior^2 - 1 / stddev)) * sigmoid(rho)`,
-    `d mean = d_kl * mean / prior^2`,
-    with the terms grouped to minimize weight-sized passes.
-
-    On CPU, where weight-sized elementwise passes are a large part of a
-    stochastic layer's step, this saves several passes per training step.
-    """
-    inverse_prior_variance = 1.0 / prior_stddev**2
-    size = math.prod(mean.shape)
-
-    @ops.custom_gradient
-    def stats(mean, rho):
-        stddev = softplus(rho) + STDDEV_FLOOR
-        variance = ops.square(stddev)
-        kl = (
-            size * (math.log(prior_stddev) - 0.5)
-            - ops.sum(ops.log(stddev))
-            + 0.5
-            * inverse_prior_variance
-            * (ops.sum(variance) + ops.sum(ops.square(mean)))
-        )
-        outputs = variance if square else stddev
-
-        def grad(*args, upstream=None):
-            # TensorFlow passes one gradient per output, JAX one tuple.
-            if upstream is None:
-                upstream = args[0] if len(args) == 1 else args
-            d_out, d_kl = upstream
-            # d stddev = stddev * (d_kl / prior^2 [+ 2 d_out]) [+ d_out] - d_kl / stddev,
-            # grouped so that each weight-sized pass does as much as it can.
-            scale = d_kl * inverse_prior_variance
-            if d_out is None:
-                d_stddev = stddev * scale
-            elif square:
-                d_stddev = stddev * (2.0 * d_out + scale)
-            else:
-                d_stddev = stddev * scale + d_out
-            d_stddev = d_stddev - d_kl / stddev
-            return scale * mean, d_stddev * ops.sigmoid(rho)
-
-        return (outputs, kl), grad
-
-    return stats(mean, rho)
-
-
 class GaussianWeights:
     """One call's view of a mean-field Gaussian posterior.
 
     The standard deviations (or variances) and the KL are computed once per
-    view, on first use, and shared by the estimator and the KL term.
+    view, on first use, and shared by the estimator and the KL term (in one
+    fused op where the prior has one). The standard-normal draw of `noise` is
+    kept, so that a Monte Carlo KL is estimated from the forward pass's own
+    weight sample.
     """
 
     def __init__(self, mean, rho, prior, dtype):
@@ -137,17 +73,16 @@ class GaussianWeights:
         self.dtype = dtype
         self.mean = ops.cast(self._mean32, dtype)
         self._stats = {}
+        self._epsilon = None
 
     def _stddev_or_variance(self, square):
         if square not in self._stats:
-            if isinstance(self.prior, priors_lib.Normal):
-                self._stats[square] = normal_prior_stats(
-                    self._mean32, self._rho, self.prior.stddev, square
-                )
-            else:
+            stats = self.prior.fused_kl(self._mean32, self._rho, square)
+            if stats is None:
                 stddev = softplus(self._rho) + STDDEV_FLOOR
-                self._stats[square] = (ops.square(stddev) if square else stddev, None)
-        return self._stats[square]
+                stats = (ops.square(stddev) if square else stddev, None)
+            self._stats[square] = stats
+        return self._stats[square][0]
 
     @property
     def inference_kernel(self):
@@ -155,21 +90,28 @@ class GaussianWeights:
 
     @property
     def stddev(self):
-        return self._stddev_or_variance(square=False)[0]
+        """The standard deviations, float32."""
+        return self._stddev_or_variance(square=False)
 
     @property
     def variance(self):
-        return ops.cast(self._stddev_or_variance(square=True)[0], self.dtype)
+        """The elementwise variances, float32."""
+        return self._stddev_or_variance(square=True)
 
     def noise(self, seed):
-        epsilon = _random.normal(self._mean32.shape, seed, self.dtype)
-        return ops.cast(self.stddev, self.dtype) * epsilon
+        self._epsilon = rng.normal(self._mean32.shape, seed, self.dtype)
+        return ops.cast(self.stddev, self.dtype) * self._epsilon
 
     def kl(self, seed):
-        if isinstance(self.prior, priors_lib.Normal):
-            # Reuse whichever fused computation the estimator already made.
-            return self._stddev_or_variance(square=True in self._stats)[1]
-        return self.prior.kl(self._mean32, self.stddev, seed)
+        for _, kl in self._stats.values():
+            if kl is not None:
+                # Reuse the fused computation the estimator already made.
+                return kl
+        self._stddev_or_variance(square=False)
+        kl = self._stats[False][1]
+        if kl is not None:
+            return kl
+        return self.prior.kl(self._mean32, self.stddev, seed, epsilon=self._epsilon)
 
 
 class GaussianPosterior:

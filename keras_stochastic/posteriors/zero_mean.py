@@ -21,10 +21,10 @@ gradient: `kl()` returns 0 and the layers add `kl_weight * 0`.
 
 import math
 
-import keras
 from keras import ops
 
-from keras_stochastic import _random
+from keras_stochastic import _validation
+from keras_stochastic import rng
 
 DISTRIBUTIONS = ("gaussian", "bernoulli", "uniform")
 
@@ -33,20 +33,15 @@ _VARIANCE_FACTOR = {"gaussian": 1.0, "bernoulli": 1.0, "uniform": 1.0 / 3.0}
 
 
 def validate_distribution(distribution):
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(
-            f"Argument `distribution` must be one of {list(DISTRIBUTIONS)}. "
-            f"Received: distribution={distribution!r}"
-        )
-    return distribution
+    return _validation.choice("distribution", distribution, DISTRIBUTIONS)
 
 
 def _unit_noise(distribution, shape, seed, dtype):
     if distribution == "gaussian":
-        return _random.normal(shape, seed, dtype)
+        return rng.normal(shape, seed, dtype)
     if distribution == "bernoulli":
-        return _random.rademacher(shape, seed, dtype)
-    return keras.random.uniform(shape, -1.0, 1.0, seed=seed, dtype=dtype)
+        return rng.rademacher(shape, seed, dtype)
+    return rng.uniform(shape, seed, dtype, minval=-1.0, maxval=1.0)
 
 
 class ZeroMeanWeights:
@@ -66,9 +61,8 @@ class ZeroMeanWeights:
 
     @property
     def variance(self):
-        """The elementwise variance of `w` (exact for every distribution)."""
-        factor = _VARIANCE_FACTOR[self.distribution]
-        return ops.cast(factor * ops.square(self._scale32), self.dtype)
+        """The elementwise variance of `w` (exact for every distribution), float32."""
+        return _VARIANCE_FACTOR[self.distribution] * ops.square(self._scale32)
 
     def noise(self, seed):
         epsilon = _unit_noise(self.distribution, self._scale32.shape, seed, self.dtype)

@@ -205,7 +205,7 @@ def test_mixed_float16_fit():
         ({"inner_optimizer": 3}, TypeError, "Received: inner_optimizer=3"),
         ({"scale": -1.0}, ValueError, "Received: scale=-1.0"),
         ({"scale": float("nan")}, ValueError, "Received: scale=nan"),
-        ({"scale": True}, ValueError, "Received: scale=True"),
+        ({"scale": True}, TypeError, "Received: scale=True"),
         ({"scale_by": "weights"}, ValueError, "Received: scale_by='weights'"),
         ({"seed": 1.5}, TypeError, "Received: seed=1.5"),
     ],

@@ -1,0 +1,1 @@
+"""The convolution family, rank-generic (Keras's `layers/convolutional`)."""

@@ -1,0 +1,123 @@
+"""`Conv3DFlipout`: Conv3D with a Gaussian kernel, flipout estimator."""
+
+import keras
+
+from keras_stochastic.layers.convolutional.base_conv import GaussianConv
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class Conv3DFlipout(GaussianConv):
+    """Conv3D layer with a Gaussian kernel, trained with the flipout estimator.
+
+    ```
+    outputs = activation(conv(inputs, kernel_mean) + conv(inputs * S, delta) * R + bias)
+    ```
+
+    with one `delta = kernel_stddev * eps`, `eps ~ N(0, 1)`, per call and
+    Rademacher (+-1) signs `S` and `R` drawn per example and channel (shapes
+    `(batch, 1, ..., in_channels)` and `(batch, 1, ..., filters)` for
+    `channels_last`: one sign per example and channel, shared over all spatial
+    positions).
+
+    Cost and variance: one weight-sized Gaussian draw, `batch * (in + out)`
+    random signs and two convolutions per call (about twice the compute of the
+    Keras layer plus the draw). In exchange, each example sees its own
+    pseudo-independent perturbation, so the gradient variance falls as 1/batch
+    size, unlike the shared-sample reparameterization estimator. Works for any
+    perturbation that is symmetric about zero and independent across weights.
+
+    The bias is a point estimate, added after the estimator. Works like
+    `keras.layers.Conv3D` otherwise: same arguments, names and defaults.
+
+    Args:
+        filters: int, the dimension of the output space (the number of filters
+            in the convolution).
+        kernel_size: int or tuple/list of 3 integer(s), specifying the size of
+            the convolution window.
+        strides: int or tuple/list of 3 integer(s), specifying the stride
+            length of the convolution. `strides > 1` is incompatible with
+            `dilation_rate > 1`.
+        padding: string, either `"valid"` or `"same"` (case-insensitive).
+            `"valid"` means no padding. `"same"` results in padding evenly to
+            the left/right or up/down of the input such that output has the
+            same height/width dimension as the input.
+        data_format: string, either `"channels_last"` or `"channels_first"`.
+            The ordering of the dimensions in the inputs. Defaults to the
+            `image_data_format` value of your Keras config (`"channels_last"`
+            if you never set it).
+        dilation_rate: int or tuple/list of 3 integer(s), specifying the
+            dilation rate to use for dilated convolution.
+        groups: A positive int specifying the number of groups in which the
+            input is split along the channel axis. Each group is convolved
+            separately with `filters // groups` filters. Input channels and
+            `filters` must both be divisible by `groups`.
+        activation: Activation function. If `None`, no activation is applied.
+        use_bias: bool, if `True`, bias will be added to the output.
+        kernel_initializer: Initializer for the posterior mean of the kernel.
+        bias_initializer: Initializer for the bias vector.
+        kernel_regularizer: Regularizer applied to the posterior mean.
+        bias_regularizer: Regularizer applied to the bias vector.
+        activity_regularizer: Regularizer applied to the output of the layer.
+        kernel_constraint: Constraint applied to the posterior mean.
+        bias_constraint: Constraint applied to the bias vector.
+        kernel_stddev_initializer: Initializer for the posterior standard
+            deviation of the kernel, or a positive float for a constant value
+            (default 0.01). Its values must be positive; they are stored as
+            `rho` with `stddev = softplus(rho) + 1e-7`.
+        prior: The kernel prior: `"normal"` (`ks.priors.Normal(1.0)`, analytic
+            KL, the default), `"scale_mixture_normal"`, or a
+            `ks.priors.Prior` instance such as `ks.priors.Normal(0.1)` or
+            `ks.priors.ScaleMixtureNormal(...)` (Monte Carlo KL).
+        kl_weight: Non-negative float (default 1.0). The layer adds
+            `kl_weight * KL(q || p)` (a float32 sum over the kernel's weights)
+            with `add_loss` on every call. `fit` adds layer losses to the
+            *batch-mean* data loss, so the value that makes the loss the
+            negative ELBO per example is `kl_weight = 1 / num_train_examples`.
+            Change it later with
+            `ks.set_kl_weight` or `ks.callbacks.KLAnnealing`; the change
+            reaches already compiled train steps.
+        inference: `"mean"` (default) or `"sample"`: what the layer does when
+            `training` is false: use the posterior mean kernel
+            (deterministic), or sample with the estimator. Training always
+            samples. Switch it with `ks.set_inference`, even after `predict`
+            was compiled; `ks.predict_mc` always samples.
+        seed: Integer or None. Every random draw of the layer comes from a
+            `keras.random.SeedGenerator(seed)`; equal seeds give equal outputs.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Input tensor.
+        training: Python boolean. `True` samples with the estimator; `False`
+            (the default) follows `inference`.
+
+    Input shape:
+        - If `data_format="channels_last"`:
+            A 5D tensor with shape: `(batch_size, spatial_dim1, spatial_dim2, spatial_dim3, channels)`
+        - If `data_format="channels_first"`:
+            A 5D tensor with shape: `(batch_size, channels, spatial_dim1, spatial_dim2, spatial_dim3)`
+
+    Output shape:
+        - If `data_format="channels_last"`:
+            A 5D tensor with shape: `(batch_size, new_spatial_dim1, new_spatial_dim2, new_spatial_dim3, filters)`
+        - If `data_format="channels_first"`:
+            A 5D tensor with shape: `(batch_size, filters, new_spatial_dim1, new_spatial_dim2, new_spatial_dim3)`
+
+    Example:
+
+    ```python
+    model = keras.Sequential([
+        keras.Input((16, 16, 16, 1)),
+        ks.layers.Conv3DFlipout(16, 3, activation="relu", kl_weight=1 / num_train),
+        keras.layers.MaxPooling3D(),
+        keras.layers.Flatten(),
+        ks.layers.DenseFlipout(10, kl_weight=1 / num_train),
+    ])
+    ```
+
+    References:
+        - [Wen et al., 2018](https://arxiv.org/abs/1803.04386), Flipout:
+          Efficient Pseudo-Independent Weight Perturbations on Mini-Batches.
+    """
+
+    rank = 3
+    estimator = "flipout"

@@ -1,0 +1,1 @@
+"""The Dense family (Keras groups it under `layers/core`)."""

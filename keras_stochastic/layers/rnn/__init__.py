@@ -1,0 +1,1 @@
+"""The recurrent family: stochastic cells and the layers that loop them (Keras's `layers/rnn`)."""

@@ -1,0 +1,183 @@
+"""`GRUFlipout`."""
+
+import keras
+
+from keras_stochastic.layers.rnn.base_gru import BaseGRU
+from keras_stochastic.layers.rnn.gru_flipout_cell import GRUFlipoutCell
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class GRUFlipout(BaseGRU):
+    """GRU layer with Gaussian kernels and the flipout estimator.
+
+    At every time step `t` (inputs `x_t`, previous output `h_{t-1}`):
+
+    ```
+    x W = matmul(x_t, kernel_mean) + matmul(x_t * S, delta) * R + input_bias
+    h U = matmul(h_{t-1}, recurrent_kernel_mean)
+        + matmul(h_{t-1} * S_r, delta_r) * R_r + recurrent_bias
+    u_t = recurrent_activation((x W)_u + (h U)_u)      # update gate
+    r_t = recurrent_activation((x W)_r + (h U)_r)      # reset gate
+    n_t = activation((x W)_n + r_t * (h U)_n)          # reset_after=True
+    h_t = u_t * h_{t-1} + (1 - u_t) * n_t
+    ```
+
+    with one `delta = kernel_stddev * eps` and `delta_r = recurrent_kernel_stddev
+    * eps_r` (`eps, eps_r ~ N(0, 1)`, weight-sized) and one set of Rademacher
+    (+-1) signs `S, R, S_r, R_r` per example and channel, all drawn ONCE PER
+    SEQUENCE before the time loop and shared by every time step: each example
+    runs its whole sequence with one pseudo-independent weight sample, as if the
+    weights were sampled per sequence (Wen et al., 2018, Section 3.2). The KL
+    term is added once per call, whatever the sequence length.
+
+    Cost and variance: two weight-sized Gaussian draws and `batch * (in +
+    units + 2 * gates * units)` signs per sequence, and at every step twice the
+    matmuls of the Keras twin (mean and perturbation). The perturbation makes
+    the gradient variance fall as 1/batch size, unlike one weight sample shared
+    by the batch. The measured train-step cost against the Keras twin is in
+    `benchmarks/RESULTS.md` ("Recurrent layers").
+
+    Works like `keras.layers.GRU` otherwise: same arguments, names, defaults and
+    loop options (`return_sequences`, `return_state`, `go_backwards`,
+    `stateful`, `unroll`, masking, `dropout`, `recurrent_dropout`, `reset_after`),
+    and in mean inference it computes exactly what `keras.layers.GRU` computes
+    with the posterior means as weights. It always runs the generic
+    (non-cuDNN) loop of `keras.layers.RNN`; its cell is
+    `ks.layers.GRUFlipoutCell`.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation function to use. Default: hyperbolic tangent
+            (`tanh`). If you pass None, no activation is applied
+            (ie. "linear" activation: `a(x) = x`).
+        recurrent_activation: Activation function to use for the recurrent
+            step. Default: sigmoid (`sigmoid`). If you pass `None`, no
+            activation is applied (ie. "linear" activation: `a(x) = x`).
+        use_bias: Boolean, (default `True`), whether the layer should use a
+            bias vector (a point estimate, added after the estimator).
+        kernel_initializer: Initializer for the posterior mean of the
+            `kernel` weights matrix, used for the linear transformation of
+            the inputs. Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for the posterior mean of the
+            `recurrent_kernel` weights matrix, used for the linear
+            transformation of the recurrent state. Default: `"orthogonal"`.
+        bias_initializer: Initializer for the bias vector. Default: `"zeros"`.
+        kernel_regularizer: Regularizer function applied to the posterior
+            mean of the `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer function applied to the posterior
+            mean of the `recurrent_kernel`. Default: `None`.
+        bias_regularizer: Regularizer function applied to the bias vector.
+            Default: `None`.
+        activity_regularizer: Regularizer function applied to the output of
+            the layer (its "activation"). Default: `None`.
+        kernel_constraint: Constraint function applied to the posterior mean
+            of the `kernel`. Default: `None`.
+        recurrent_constraint: Constraint function applied to the posterior
+            mean of the `recurrent_kernel`. Default: `None`.
+        bias_constraint: Constraint function applied to the bias vector.
+            Default: `None`.
+        dropout: Float between 0 and 1. Fraction of the units to drop for
+            the linear transformation of the inputs (one mask per sequence,
+            as in Keras). Default: 0.
+        recurrent_dropout: Float between 0 and 1. Fraction of the units to
+            drop for the linear transformation of the recurrent state (one
+            mask per sequence). Default: 0.
+        seed: Integer or None. Every random draw of the layer (its weight
+            noise, signs and dropout masks) comes from a
+            `keras.random.SeedGenerator(seed)`; equal seeds give equal
+            outputs.
+        return_sequences: Boolean. Whether to return the last output
+            in the output sequence, or the full sequence. Default: `False`.
+        return_state: Boolean. Whether to return the last state in addition
+            to the output. Default: `False`.
+        go_backwards: Boolean (default: `False`).
+            If `True`, process the input sequence backwards and return the
+            reversed sequence.
+        stateful: Boolean (default: `False`). If `True`, the last state
+            for each sample at index i in a batch will be used as initial
+            state for the sample of index i in the following batch.
+        unroll: Boolean (default False).
+            If `True`, the network will be unrolled,
+            else a symbolic loop will be used.
+            Unrolling can speed-up a RNN,
+            although it tends to be more memory-intensive.
+            Unrolling is only suitable for short sequences.
+        reset_after: GRU convention (whether to apply reset gate after or
+            before matrix multiplication). `False` is `"before"`,
+            `True` is `"after"` (default and cuDNN compatible).
+        kernel_stddev_initializer: Initializer for the posterior standard
+            deviation of the `kernel`, or a positive float for a constant
+            value (default 0.01). Its values must be positive; they are
+            stored as `rho` with `stddev = softplus(rho) + 1e-7`.
+        recurrent_kernel_stddev_initializer: The same for the
+            `recurrent_kernel`; `None` (default) uses
+            `kernel_stddev_initializer`. Must be `None` when
+            `stochastic_recurrent_kernel=False`.
+        stochastic_recurrent_kernel: Boolean (default `True`). If `False`,
+            the `recurrent_kernel` is a deterministic point estimate (a
+            plain weight named `recurrent_kernel`, no KL term): only the
+            input kernel is perturbed, which saves one matmul per step.
+        prior: The prior of both kernels: `"normal"` (`ks.priors.Normal(1.0)`,
+            analytic KL, the default), `"scale_mixture_normal"`, or a
+            `ks.priors.Prior` instance such as `ks.priors.Normal(0.1)` or
+            `ks.priors.ScaleMixtureNormal(...)` (Monte Carlo KL).
+        kl_weight: Non-negative float (default 1.0). The layer adds
+            `kl_weight * KL(q || p)` of each stochastic kernel (a float32 sum
+            over its weights) with `add_loss`, once per call. `fit` adds
+            layer losses to the *batch-mean* data loss, so the value that
+            makes the loss the negative ELBO per example is
+            `kl_weight = 1 / num_train_examples`. Change it later with
+            `ks.set_kl_weight` or `ks.callbacks.KLAnnealing`; the change
+            reaches already compiled train steps.
+        inference: `"mean"` (default) or `"sample"`: what the layer does when
+            `training` is false: use the posterior mean kernels
+            (deterministic, exactly the Keras twin with those weights), or
+            sample with the estimator. Training always samples. Switch it
+            with `ks.set_inference`, even after `predict` was compiled;
+            `ks.predict_mc` always samples.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        sequences: A 3D tensor, with shape `(batch_size, timesteps,
+            features)`.
+        initial_state: List of initial state tensors to be passed to the
+            first call of the cell. If not provided, zero states.
+        mask: Binary tensor of shape `(batch_size, timesteps)` indicating
+            whether a given timestep should be masked (optional). An
+            individual `True` entry indicates that the corresponding timestep
+            should be utilized, while a `False` entry indicates that the
+            corresponding timestep should be ignored. Masked steps keep the
+            previous state and draw no noise that changes later steps.
+        training: Python boolean. `True` samples with the estimator (and
+            applies dropout); `False` (the default) follows `inference`.
+
+    Input shape:
+        3D tensor with shape `(batch_size, timesteps, features)`.
+
+    Output shape:
+        `(batch_size, units)`, or `(batch_size, timesteps, units)` with
+        `return_sequences=True`; with `return_state=True`, a list of the
+        output followed by the final states (each `(batch_size, units)`).
+
+    Example:
+
+    ```python
+    # x_train: (num_train, 28, 28), MNIST read row by row (28 steps of 28 features).
+    model = keras.Sequential([
+        keras.Input((28, 28)),
+        ks.layers.GRUFlipout(64, kl_weight=1 / len(x_train)),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, epochs=2)
+    probs = ks.predict_mc(model, x_train[:8], num_samples=10, from_logits=True)
+    ```
+
+    References:
+        - [Wen et al., 2018](https://arxiv.org/abs/1803.04386), Flipout:
+          Efficient Pseudo-Independent Weight Perturbations on Mini-Batches.
+        - [Fortunato et al., 2017](https://arxiv.org/abs/1704.02798),
+          Bayesian Recurrent Neural Networks.
+    """
+
+    cell_class = GRUFlipoutCell

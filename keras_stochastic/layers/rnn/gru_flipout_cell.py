@@ -1,0 +1,158 @@
+"""`GRUFlipoutCell`."""
+
+import keras
+
+from keras_stochastic.layers.rnn.base_gru import BaseGRUCell
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class GRUFlipoutCell(BaseGRUCell):
+    """Cell of `GRUFlipout`: Gaussian kernels, flipout.
+
+    Processes one step of a sequence inside `keras.layers.RNN`; at step `t`
+    (inputs `x_t`, previous output `h_{t-1}`):
+
+    ```
+    x W = matmul(x_t, kernel_mean) + matmul(x_t * S, delta) * R + input_bias
+    h U = matmul(h_{t-1}, recurrent_kernel_mean)
+        + matmul(h_{t-1} * S_r, delta_r) * R_r + recurrent_bias
+    u_t = recurrent_activation((x W)_u + (h U)_u)      # update gate
+    r_t = recurrent_activation((x W)_r + (h U)_r)      # reset gate
+    n_t = activation((x W)_n + r_t * (h U)_n)          # reset_after=True
+    h_t = u_t * h_{t-1} + (1 - u_t) * n_t
+    ```
+
+    with one `delta = kernel_stddev * eps` and `delta_r = recurrent_kernel_stddev
+    * eps_r` (`eps, eps_r ~ N(0, 1)`, weight-sized) and one set of Rademacher
+    (+-1) signs `S, R, S_r, R_r` per example and channel, all drawn ONCE PER
+    SEQUENCE before the time loop and shared by every time step: each example
+    runs its whole sequence with one pseudo-independent weight sample, as if the
+    weights were sampled per sequence (Wen et al., 2018, Section 3.2). The KL
+    term is added once per call, whatever the sequence length.
+
+    The per-sequence draws happen in the hooks `keras.layers.RNN` calls
+    before its loop (`get_dropout_mask`, `get_recurrent_dropout_mask`,
+    where Keras draws its dropout masks); the reset hooks after the loop
+    clear them. A cell called directly (outside an RNN layer) draws on its
+    first call and reuses that draw until `reset_dropout_mask()` and
+    `reset_recurrent_dropout_mask()` are called.
+
+    Cost and variance: two weight-sized Gaussian draws and `batch * (in +
+    units + 2 * gates * units)` signs per sequence, and at every step twice the
+    matmuls of the Keras twin (mean and perturbation). The perturbation makes
+    the gradient variance fall as 1/batch size, unlike one weight sample shared
+    by the batch. The measured train-step cost against the Keras twin is in
+    `benchmarks/RESULTS.md` ("Recurrent layers").
+
+    Works like `keras.layers.GRUCell` otherwise: same arguments, names and
+    defaults, and in mean inference it computes exactly what
+    `keras.layers.GRUCell` computes with the posterior means as weights.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation function to use. Default: hyperbolic tangent
+            (`tanh`). If you pass None, no activation is applied
+            (ie. "linear" activation: `a(x) = x`).
+        recurrent_activation: Activation function to use for the recurrent
+            step. Default: sigmoid (`sigmoid`). If you pass `None`, no
+            activation is applied (ie. "linear" activation: `a(x) = x`).
+        use_bias: Boolean, (default `True`), whether the layer should use a
+            bias vector (a point estimate, added after the estimator).
+        kernel_initializer: Initializer for the posterior mean of the
+            `kernel` weights matrix, used for the linear transformation of
+            the inputs. Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for the posterior mean of the
+            `recurrent_kernel` weights matrix, used for the linear
+            transformation of the recurrent state. Default: `"orthogonal"`.
+        bias_initializer: Initializer for the bias vector. Default: `"zeros"`.
+        kernel_regularizer: Regularizer function applied to the posterior
+            mean of the `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer function applied to the posterior
+            mean of the `recurrent_kernel`. Default: `None`.
+        bias_regularizer: Regularizer function applied to the bias vector.
+            Default: `None`.
+        kernel_constraint: Constraint function applied to the posterior mean
+            of the `kernel`. Default: `None`.
+        recurrent_constraint: Constraint function applied to the posterior
+            mean of the `recurrent_kernel`. Default: `None`.
+        bias_constraint: Constraint function applied to the bias vector.
+            Default: `None`.
+        dropout: Float between 0 and 1. Fraction of the units to drop for
+            the linear transformation of the inputs (one mask per sequence,
+            as in Keras). Default: 0.
+        recurrent_dropout: Float between 0 and 1. Fraction of the units to
+            drop for the linear transformation of the recurrent state (one
+            mask per sequence). Default: 0.
+        reset_after: GRU convention (whether to apply reset gate after or
+            before matrix multiplication). `False` is `"before"`,
+            `True` is `"after"` (default and cuDNN compatible).
+        kernel_stddev_initializer: Initializer for the posterior standard
+            deviation of the `kernel`, or a positive float for a constant
+            value (default 0.01). Its values must be positive; they are
+            stored as `rho` with `stddev = softplus(rho) + 1e-7`.
+        recurrent_kernel_stddev_initializer: The same for the
+            `recurrent_kernel`; `None` (default) uses
+            `kernel_stddev_initializer`. Must be `None` when
+            `stochastic_recurrent_kernel=False`.
+        stochastic_recurrent_kernel: Boolean (default `True`). If `False`,
+            the `recurrent_kernel` is a deterministic point estimate (a
+            plain weight named `recurrent_kernel`, no KL term): only the
+            input kernel is perturbed, which saves one matmul per step.
+        prior: The prior of both kernels: `"normal"` (`ks.priors.Normal(1.0)`,
+            analytic KL, the default), `"scale_mixture_normal"`, or a
+            `ks.priors.Prior` instance such as `ks.priors.Normal(0.1)` or
+            `ks.priors.ScaleMixtureNormal(...)` (Monte Carlo KL).
+        kl_weight: Non-negative float (default 1.0). The layer adds
+            `kl_weight * KL(q || p)` of each stochastic kernel (a float32 sum
+            over its weights) with `add_loss`, once per call. `fit` adds
+            layer losses to the *batch-mean* data loss, so the value that
+            makes the loss the negative ELBO per example is
+            `kl_weight = 1 / num_train_examples`. Change it later with
+            `ks.set_kl_weight` or `ks.callbacks.KLAnnealing`; the change
+            reaches already compiled train steps.
+        inference: `"mean"` (default) or `"sample"`: what the layer does when
+            `training` is false: use the posterior mean kernels
+            (deterministic, exactly the Keras twin with those weights), or
+            sample with the estimator. Training always samples. Switch it
+            with `ks.set_inference`, even after `predict` was compiled;
+            `ks.predict_mc` always samples.
+        seed: Integer or None. Every random draw of the cell (its weight
+            noise, signs and dropout masks) comes from a
+            `keras.random.SeedGenerator(seed)`; equal seeds give equal
+            outputs.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: A 2D tensor, with shape `(batch_size, features)`.
+        states: The previous state(s): `[h]`, one tensor of shape `(batch_size, units)`.
+        training: Python boolean. `True` samples with the estimator (and
+            applies dropout); `False` (the default) follows `inference`.
+
+    Input shape:
+        2D tensor with shape `(batch_size, features)` per step; inside
+        `keras.layers.RNN`, 3D `(batch_size, timesteps, features)`.
+
+    Output shape:
+        `h_t` of shape `(batch_size, units)`, and the new states, as the
+        previous ones.
+
+    Example:
+
+    ```python
+    inputs = np.random.random((32, 10, 8)).astype("float32")
+    rnn = keras.layers.RNN(
+        ks.layers.GRUFlipoutCell(4, kl_weight=1 / 32, seed=0),
+        return_sequences=True,
+        return_state=True,
+    )
+    outputs, *final_states = rnn(inputs, training=True)
+    ```
+
+    References:
+        - [Wen et al., 2018](https://arxiv.org/abs/1803.04386), Flipout:
+          Efficient Pseudo-Independent Weight Perturbations on Mini-Batches.
+        - [Fortunato et al., 2017](https://arxiv.org/abs/1704.02798),
+          Bayesian Recurrent Neural Networks.
+    """
+
+    estimator = "flipout"

@@ -1,0 +1,187 @@
+"""Every random draw of the package: seeds, uniforms, signs and Gaussians.
+
+Nothing else in `keras_stochastic` calls `keras.random` or a backend's random
+functions; layers, posteriors, priors, the KL estimators and the optimizers
+all draw here, each from a `keras.random.SeedGenerator` (there is no unseeded
+draw).
+
+Two choices are about speed on CPU, where drawing noise is the dominant cost
+of a stochastic layer (see `benchmarks/RESULTS.md`):
+
+- On TensorFlow, uniform and integer draws call `tf.random.stateless_uniform`
+  with `alg="philox"` instead of going through `keras.random`, which leaves the
+  algorithm to `"auto_select"`: under XLA (`jit_compile=True`) on CPU that
+  choice is two orders of magnitude slower. Without XLA both are the same
+  Philox kernel. The seeds still come from the caller's `SeedGenerator`,
+  exactly as `keras.random` would draw them.
+- On TensorFlow, Gaussian noise is a Box-Muller transform of Philox uniforms
+  that uses both outputs of each pair (cheaper than `keras.random.normal` on
+  the TensorFlow CPU kernels, with the same 2**-23 resolution and so the same
+  |z| <= 5.6 tail truncation). On other backends it is `keras.random.normal`:
+  under XLA on CPU (JAX), the transform's log/sin/cos make Box-Muller slower
+  than JAX's own inverse-CDF normal.
+
+`coarse_normal` is the same transform of 16-bit halves of one 32-bit word (half
+the random bits per value), for noise that needs neither far tails nor fine
+resolution (gradient noise). Rademacher signs take 16 independent bits from
+each integer draw.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class PredrawnSeed(keras.random.SeedGenerator):
+    """A seed drawn ahead of time, for draws inside `ops.cond` branches.
+
+    JAX cannot advance a generator's state inside a traced branch (the new
+    state would leak out of `lax.cond`), so layers draw the seeds a branch needs
+    before the branch and hand them over in this wrapper. Every function of
+    this module accepts it wherever it accepts a `SeedGenerator`.
+    """
+
+    def __init__(self, value):  # noqa: D107 - no state variable on purpose
+        self._value = value
+
+    def next(self, ordered=True):
+        return self._value
+
+
+def predraw(seed_generator, count):
+    """Draws `count` seeds from `seed_generator` now, for use in a branch."""
+    return [PredrawnSeed(seed_generator.next()) for _ in range(count)]
+
+
+def fold_in(seed, data):
+    """A seed derived from a predrawn `seed` and an int32 scalar tensor `data`.
+
+    For draws inside a traced loop body (a `lax.scan` on JAX), where no
+    generator may advance: each distinct `data` gives its own stream, and the
+    same `(seed, data)` always gives the same one. `data` is added to the
+    first of the two seed words (the counter word is what the generator
+    advances, so streams drawn later from it are not hit).
+    """
+    value = seed.next()
+    data = ops.cast(data, value.dtype)
+    return PredrawnSeed(value + ops.stack([data, ops.zeros_like(data)]))
+
+
+def _is_tensorflow():
+    return keras.backend.backend() == "tensorflow"
+
+
+def _tensorflow_seed(seed):
+    import tensorflow as tf
+
+    # As keras.random's TensorFlow backend does: uint32 seed state -> int32.
+    return tf.cast(seed.next(), "int32")
+
+
+def _num_elements(shape):
+    if all(isinstance(dim, int) for dim in shape):
+        return math.prod(shape)
+    size = 1
+    for dim in shape:
+        size = size * dim
+    return size
+
+
+def uniform(shape, seed, dtype="float32", minval=0.0, maxval=1.0):
+    """Uniform draws in [minval, maxval)."""
+    if _is_tensorflow():
+        import tensorflow as tf
+
+        return tf.random.stateless_uniform(
+            shape,
+            seed=_tensorflow_seed(seed),
+            minval=minval,
+            maxval=maxval,
+            dtype=dtype,
+            alg="philox",
+        )
+    return keras.random.uniform(shape, minval, maxval, seed=seed, dtype=dtype)
+
+
+def random_bits(shape, seed, bits):
+    """Uniform int32 integers in [0, 2**bits): `bits` independent random bits each.
+
+    `bits` is at most 31; with 31 the range stops one short, at 2**31 - 2
+    (int32's largest exclusive bound), which leaves the low 16 bits uniform to
+    within 2**-31.
+    """
+    maxval = min(2**bits, 2**31 - 1)
+    if _is_tensorflow():
+        import tensorflow as tf
+
+        return tf.random.stateless_uniform(
+            shape,
+            seed=_tensorflow_seed(seed),
+            minval=0,
+            maxval=maxval,
+            dtype="int32",
+            alg="philox",
+        )
+    return keras.random.randint(shape, 0, maxval, seed=seed, dtype="int32")
+
+
+def _box_muller(log_uniform, angle_uniform, scale=None):
+    """Two independent N(0, 1) halves from `log(u)`, u in (0, 1], and an angle uniform in [0, 1)."""
+    radius = ops.sqrt(-2.0 * log_uniform)
+    if scale is not None:
+        # The scale goes into the radius, half the size of the output.
+        radius = radius * scale
+    angle = (2.0 * np.pi) * angle_uniform
+    return ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=0)
+
+
+def _first(values, size, shape, dtype):
+    if not (isinstance(size, int) and size == values.shape[0]):
+        values = values[:size]
+    return ops.cast(ops.reshape(values, shape), dtype)
+
+
+def normal(shape, seed, dtype="float32"):
+    """Standard normal draws of `shape` (static or dynamic)."""
+    if not _is_tensorflow():
+        return keras.random.normal(shape, seed=seed, dtype=dtype)
+    size = _num_elements(shape)
+    half = (size + 1) // 2
+    draws = uniform((2, half), seed)
+    # 1 - u lies in (0, 1], so the log is finite.
+    return _first(_box_muller(ops.log1p(-draws[0]), draws[1]), size, shape, dtype)
+
+
+def coarse_normal(shape, seed, dtype="float32", stddev=1.0):
+    """N(0, stddev**2) draws from 16 random bits each (a static `shape`).
+
+    Each 31-bit random word gives two values: 16 bits for the radius (cell
+    midpoints, so |z| <= 4.85, which drops a tail mass of 1.2e-6 and changes the
+    variance by less than 1e-5) and 15 for the angle. Half the random bits of
+    `normal`; for noise that needs neither far tails nor fine resolution. On
+    JAX, whose threefry bits dominate the cost and whose XLA `sin`/`cos` are
+    slow on CPU, it is `keras.random.normal`.
+    """
+    stddev = ops.cast(stddev, "float32")
+    if not _is_tensorflow():
+        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(stddev, dtype)
+    size = math.prod(shape)
+    half = (size + 1) // 2
+    words = random_bits((half,), seed, 31)
+    low = ops.cast(ops.bitwise_and(words, 65535), "float32")
+    high = ops.cast(ops.right_shift(words, 16), "float32")
+    values = _box_muller(
+        ops.log((65535.5 - low) * (1.0 / 65536.0)), high * (1.0 / 32768.0), scale=stddev
+    )
+    return _first(values, size, shape, dtype)
+
+
+def rademacher(shape, seed, dtype="float32"):
+    """Independent +-1 signs of `shape`, drawn as integers (never floats)."""
+    size = _num_elements(shape)
+    words = random_bits(((size + 15) // 16, 1), seed, 16)
+    bits = ops.bitwise_and(ops.right_shift(words, ops.arange(16, dtype="int32")), 1)
+    bits = ops.reshape(bits, (-1,))[:size]
+    return ops.reshape(ops.cast(2 * bits - 1, dtype), shape)
