@@ -91,7 +91,9 @@ def command_line():
     if backend:
         prefix.append(f"KERAS_BACKEND={backend}")
     return " ".join(
-        prefix + ["PYTHONPATH=.", "python", "-m", module] + [shlex.quote(a) for a in argv]
+        prefix
+        + ["PYTHONPATH=.", "python", "-m", module]
+        + [shlex.quote(a) for a in argv]
     )
 
 

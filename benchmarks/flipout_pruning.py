@@ -185,7 +185,9 @@ def markdown(results, table, methods, compressions):
                 cells.append(f"{mean:.2f} +- {std:.2f} ({n})")
             else:
                 cells.append("-")
-        lines.append(f"| 2^{m} | {100 * (1 - 2.0**-m):.2f}% | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| 2^{m} | {100 * (1 - 2.0**-m):.2f}% | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -209,7 +211,11 @@ def main(argv=None):
     if os.path.exists(stem + ".json"):
         with open(stem + ".json") as f:
             previous = json.load(f)
-        if (previous.get("epochs"), previous.get("learning_rate"), previous.get("backend")) == (
+        if (
+            previous.get("epochs"),
+            previous.get("learning_rate"),
+            previous.get("backend"),
+        ) == (
             args.epochs,
             args.lr,
             backend,

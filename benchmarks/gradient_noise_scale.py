@@ -51,7 +51,9 @@ def load_digits():
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
-    return train_test_split(x, y.astype("int32"), test_size=0.2, stratify=y, random_state=0)
+    return train_test_split(
+        x, y.astype("int32"), test_size=0.2, stratify=y, random_state=0
+    )
 
 
 class NormRatio(keras.callbacks.Callback):
@@ -85,7 +87,9 @@ def run(scale_by, scale, seed, data, epochs):
         ]
     )
     optimizer = ks.optimizers.GradientNoise(
-        keras.optimizers.SGD(0.05, momentum=0.9), scale=scale, scale_by=scale_by,
+        keras.optimizers.SGD(0.05, momentum=0.9),
+        scale=scale,
+        scale_by=scale_by,
         seed=seed,
     )
     model.compile(
@@ -94,8 +98,9 @@ def run(scale_by, scale, seed, data, epochs):
         metrics=["accuracy"],
     )
     callbacks = [NormRatio(x_train[:32], y_train[:32])] if scale == 0.0 else []
-    model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0,
-              callbacks=callbacks)
+    model.fit(
+        x_train, y_train, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks
+    )
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     return float(accuracy), (callbacks[0].ratios if callbacks else [])
 
@@ -127,12 +132,15 @@ def main():
                 "std": float(np.std(accuracies, ddof=1)),
             }
         )
-        print(f"{name}: {100 * rows[-1]['mean']:.1f} +- {100 * rows[-1]['std']:.1f}%",
-              flush=True)
+        print(
+            f"{name}: {100 * rows[-1]['mean']:.1f} +- {100 * rows[-1]['std']:.1f}%",
+            flush=True,
+        )
     results = {
         "benchmark": "gradient_noise_scale",
         "command": f"{'KERAS_BACKEND=' + backend + ' ' if backend != 'tensorflow' else ''}"
-        "PYTHONPATH=. python -m benchmarks.gradient_noise_scale " + " ".join(sys.argv[1:]),
+        "PYTHONPATH=. python -m benchmarks.gradient_noise_scale "
+        + " ".join(sys.argv[1:]),
         "backend": backend,
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "versions": _common.versions(),
@@ -161,7 +169,9 @@ def main():
         "|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['config']} | {100 * row['mean']:.1f} +- {100 * row['std']:.1f} |")
+        lines.append(
+            f"| {row['config']} | {100 * row['mean']:.1f} +- {100 * row['std']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     with open(stem + ".md", "w") as f:
         f.write(text)

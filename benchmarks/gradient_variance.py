@@ -91,8 +91,10 @@ def prepare_models(x, y, hidden, stddev, train_epochs, seed, kinds=None):
         ).history
     models = {}
     for kind in kinds:
-        model = source if kind == "flipout" else build_model(
-            kind, hidden, stddev, kl_weight, seed + 100
+        model = (
+            source
+            if kind == "flipout"
+            else build_model(kind, hidden, stddev, kl_weight, seed + 100)
         )
         for target, layer in zip(_dense_layers(model), _dense_layers(source)):
             if kind == DETERMINISTIC:
@@ -227,11 +229,15 @@ def _markdown(payload):
         "variance summed over the kernel-mean entries of all layers. "
         f"Run time {payload['seconds']:.0f} s.\n\n"
     )
-    text += "Trained posterior stddev per layer: " + "; ".join(
-        f"{name}: mean {v['mean']:.4f} (min {v['min']:.4f}, max {v['max']:.4f}), "
-        f"rms of means {v['kernel_mean_rms']:.4f}"
-        for name, v in payload["posterior_stddev"].items()
-    ) + "\n\n"
+    text += (
+        "Trained posterior stddev per layer: "
+        + "; ".join(
+            f"{name}: mean {v['mean']:.4f} (min {v['min']:.4f}, max {v['max']:.4f}), "
+            f"rms of means {v['kernel_mean_rms']:.4f}"
+            for name, v in payload["posterior_stddev"].items()
+        )
+        + "\n\n"
+    )
     sizes = s["sizes"]
     rows = []
     for kind, by_size in payload["table"].items():
@@ -275,7 +281,9 @@ def main(argv=None):
     parser.add_argument("--stddev", type=float, default=0.05)
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--hidden", default="512,512")
-    parser.add_argument("--num-train", type=int, default=None, help="use the first K digits")
+    parser.add_argument(
+        "--num-train", type=int, default=None, help="use the first K digits"
+    )
     parser.add_argument(
         "--estimators",
         default=",".join(list(ESTIMATORS) + [DETERMINISTIC]),
@@ -300,7 +308,9 @@ def main(argv=None):
     models, stddevs, history = prepare_models(
         x, y, hidden, args.stddev, args.train_epochs, args.seed, kinds
     )
-    totals, per_layer = measure(models, x, y, sizes, args.draws, args.repeats, args.seed)
+    totals, per_layer = measure(
+        models, x, y, sizes, args.draws, args.repeats, args.seed
+    )
     table = normalized(totals, sizes)
     name = args.name or f"gradient_variance_{keras.backend.backend()}"
     plot_path = os.path.join(args.output_dir, name + ".png")

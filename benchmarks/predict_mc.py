@@ -37,7 +37,9 @@ def build(arch, seed):
         return keras.Sequential(
             [
                 keras.Input((28, 28, 1)),
-                ks.layers.Conv2DFlipout(6, 5, padding="same", activation="relu", seed=seed),
+                ks.layers.Conv2DFlipout(
+                    6, 5, padding="same", activation="relu", seed=seed
+                ),
                 layers.MaxPooling2D(),
                 ks.layers.Conv2DFlipout(16, 5, activation="relu", seed=seed + 1),
                 layers.MaxPooling2D(),
@@ -85,7 +87,11 @@ def measure(arch, num_examples, batch_size, num_samples, rounds, seed):
             model, x, num_samples=num_samples, batch_size=batch_size, from_logits=True
         )
 
-    calls = {"predict_mean": predict_mean, "predict_sample": predict_sample, "predict_mc": predict_mc}
+    calls = {
+        "predict_mean": predict_mean,
+        "predict_sample": predict_sample,
+        "predict_mc": predict_mc,
+    }
     for fn in calls.values():  # warm-up: tracing and compilation
         fn()
     times = {name: [] for name in calls}
@@ -116,7 +122,9 @@ def measure(arch, num_examples, batch_size, num_samples, rounds, seed):
 
 
 def report(env, found_versions, results):
-    text = _common.header_markdown("predict_mc vs single predict passes", env, found_versions)
+    text = _common.header_markdown(
+        "predict_mc vs single predict passes", env, found_versions
+    )
     rows = []
     for r in results:
         q = r["ratio_per_round_quartiles"]
@@ -165,7 +173,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     env, found_versions = _common.environment(), _common.versions()
     results = [
-        measure(arch, args.num_examples, args.batch_size, args.num_samples, args.rounds, args.seed)
+        measure(
+            arch,
+            args.num_examples,
+            args.batch_size,
+            args.num_samples,
+            args.rounds,
+            args.seed,
+        )
         for arch in args.archs.split(",")
     ]
     name = args.name or f"predict_mc_{keras.backend.backend()}"

@@ -235,7 +235,9 @@ def profile_variant(variant, steps, hidden, batch_size=128, seed=0):
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     summary = summarize(events, steps)
-    summary["median_profiled_step_ms"] = 1e3 * float(np.median(timer.times[1:] or timer.times))
+    summary["median_profiled_step_ms"] = 1e3 * float(
+        np.median(timer.times[1:] or timer.times)
+    )
     summary["steps"] = steps
     return summary
 
@@ -276,7 +278,9 @@ def _markdown(payload, top_ops=12):
                 if key not in keys:
                     keys.append(key)
         for key in keys:
-            rows.append([f"{group[3:]}: {key}"] + [cell(variants[n], group, key) for n in names])
+            rows.append(
+                [f"{group[3:]}: {key}"] + [cell(variants[n], group, key) for n in names]
+            )
     text += _common.markdown_table(["ms per step (share)"] + names, rows)
     for n in names:
         text += f"\n### {n}: top {top_ops} (layer / op type)\n\n"
@@ -318,7 +322,9 @@ def main(argv=None):
     parser.add_argument("--name", default="profile_step_tensorflow")
     args = parser.parse_args(argv)
     if keras.backend.backend() != "tensorflow":
-        parser.error("profile_step parses the TensorFlow profiler: use KERAS_BACKEND=tensorflow")
+        parser.error(
+            "profile_step parses the TensorFlow profiler: use KERAS_BACKEND=tensorflow"
+        )
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         if variant not in VARIANTS:

@@ -50,10 +50,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
 
 import keras_stochastic as ks  # noqa: E402
 from benchmarks import _common  # noqa: E402
-from keras import ops  # noqa: E402
 
 VARIANTS = ("plain", "noise", "masks", "flipout")
 PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
@@ -139,7 +139,9 @@ def main(argv=None):
     )
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     args = parser.parse_args(argv)
-    variants = args.variants.split(",") + (list(PROFILE_VARIANTS) if args.profile else [])
+    variants = args.variants.split(",") + (
+        list(PROFILE_VARIANTS) if args.profile else []
+    )
     backend = keras.backend.backend()
     batch = 128
     rng = np.random.default_rng(0)
@@ -173,7 +175,9 @@ def main(argv=None):
                 round_ratios[name].append(round_medians[name] / round_medians["plain"])
         print(
             f"round {round_index}: "
-            + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in sorted(round_medians.items())),
+            + ", ".join(
+                f"{k} {1e3 * v:.2f} ms" for k, v in sorted(round_medians.items())
+            ),
             flush=True,
         )
     medians = {name: float(np.median(times[name])) for name in variants}
@@ -204,7 +208,9 @@ def main(argv=None):
         "|---|---|---|---|",
     ]
     for name in variants:
-        quartiles = ", ".join(f"{q:.3f}" for q in results["round_ratio_quartiles"][name])
+        quartiles = ", ".join(
+            f"{q:.3f}" for q in results["round_ratio_quartiles"][name]
+        )
         lines.append(
             f"| {name} | {1e3 * medians[name]:.2f} | "
             f"{results['ratio_to_plain'][name]:.3f} | {quartiles} |"

@@ -47,7 +47,6 @@ from benchmarks import _common  # noqa: E402
 from tutorials import common  # noqa: E402
 
 
-
 class SequenceProjection(keras.layers.Layer):
     """`x @ kernel + bias` for every step of `(batch, time, features)`, as one 2-D matmul."""
 
@@ -57,9 +56,13 @@ class SequenceProjection(keras.layers.Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
-            shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel"
+            shape=(input_shape[-1], self.units),
+            initializer="glorot_uniform",
+            name="kernel",
         )
-        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="bias"
+        )
 
     def call(self, inputs):
         shape = ops.shape(inputs)
@@ -78,7 +81,9 @@ class ProjectedLSTMCell(keras.layers.Layer):
 
     def build(self, input_shape):
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, 4 * self.units), initializer="orthogonal", name="recurrent_kernel"
+            shape=(self.units, 4 * self.units),
+            initializer="orthogonal",
+            name="recurrent_kernel",
         )
 
     def call(self, inputs, states):
@@ -124,7 +129,11 @@ def variants(units, kl_weight, seed=1):
             lambda: [ks.layers.GRULocalReparameterization(units, **lstm)],
         ),
         ("SimpleRNN", None, lambda: [keras.layers.SimpleRNN(units)]),
-        ("SimpleRNNFlipout", "SimpleRNN", lambda: [ks.layers.SimpleRNNFlipout(units, **lstm)]),
+        (
+            "SimpleRNNFlipout",
+            "SimpleRNN",
+            lambda: [ks.layers.SimpleRNNFlipout(units, **lstm)],
+        ),
         (
             "SimpleRNNLocalReparameterization",
             "SimpleRNN",
@@ -159,13 +168,19 @@ def run(rounds, steps, batch_size, units, only=None):
     x = x.reshape(-1, 28, 28)
     n = steps * batch_size
     x, y = np.resize(x, (n, 28, 28)), np.resize(y, (n,))
-    entries = [v for v in variants(units, kl_weight=1.0 / len(x)) if only is None or v[0] in only]
+    entries = [
+        v
+        for v in variants(units, kl_weight=1.0 / len(x))
+        if only is None or v[0] in only
+    ]
     models = {}
     for name, _, make in entries:
         keras.utils.set_random_seed(0)
         models[name] = build_model(make())
         # Compiles the train function and warms up.
-        models[name].fit(x, y, batch_size=batch_size, epochs=1, steps_per_epoch=2, verbose=0)
+        models[name].fit(
+            x, y, batch_size=batch_size, epochs=1, steps_per_epoch=2, verbose=0
+        )
     medians = {name: [] for name in models}
     names = list(models)
     for r in range(rounds):
@@ -173,7 +188,13 @@ def run(rounds, steps, batch_size, units, only=None):
         for name in names[shift:] + names[:shift]:
             timer = StepTimer()
             models[name].fit(
-                x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[timer]
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[timer],
             )
             medians[name].append(float(np.median(timer.times)))
     results = []
@@ -210,24 +231,33 @@ def markdown(env, found_versions, results, args):
         if "ratio_median" in row:
             q1, q3 = row["ratio_quartiles"]
             ratio = f"{row['ratio_median']:.2f} [{q1:.2f}, {q3:.2f}]"
-        rows.append([row["layer"], row["twin"] or "", f"{row['median_step_ms']:.1f}", ratio])
-    return text + _common.markdown_table(["layer", "vs", "median step (ms)", "ratio"], rows)
+        rows.append(
+            [row["layer"], row["twin"] or "", f"{row['median_step_ms']:.1f}", ratio]
+        )
+    return text + _common.markdown_table(
+        ["layer", "vs", "median step (ms)", "ratio"], rows
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per model and round")
+    parser.add_argument(
+        "--steps", type=int, default=10, help="timed steps per model and round"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--units", type=int, default=128)
-    parser.add_argument("--only", nargs="*", help="time only these layers (names as reported)")
+    parser.add_argument(
+        "--only", nargs="*", help="time only these layers (names as reported)"
+    )
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
     args = parser.parse_args(argv)
     env, found_versions = _common.environment(), _common.versions()
     results = run(args.rounds, args.steps, args.batch_size, args.units, args.only)
     stem = os.path.join(args.output_dir, f"rnn_step_{env['backend']}")
     _common.write_json(
-        stem + ".json", {"environment": env, "versions": found_versions, "results": results}
+        stem + ".json",
+        {"environment": env, "versions": found_versions, "results": results},
     )
     text = markdown(env, found_versions, results, args)
     _common.write_text(stem + ".md", text)

@@ -67,7 +67,11 @@ def meets_bar(result):
 
 
 def run_seed(
-    seed, tutorial_args=(), output_dir=_common.DEFAULT_OUTPUT_DIR, keep_png=True, smoke=False
+    seed,
+    tutorial_args=(),
+    output_dir=_common.DEFAULT_OUTPUT_DIR,
+    keep_png=True,
+    smoke=False,
 ):
     """Runs the tutorial with `seed`; returns its results plus run metadata.
 
@@ -126,7 +130,9 @@ def recorded_or_run(path, seed, tutorial_args, args, keep_png, smoke):
         if result["run"].get("tutorial_args") == tutorial_args:
             print(f"[{NAME}] reusing {path}", file=sys.stderr)
             return result
-    result = run_seed(seed, tutorial_args, args.output_dir, keep_png=keep_png, smoke=smoke)
+    result = run_seed(
+        seed, tutorial_args, args.output_dir, keep_png=keep_png, smoke=smoke
+    )
     _common.write_json(path, result)
     return result
 
@@ -137,7 +143,9 @@ def _percent(value):
 
 def markdown(payload):
     text = _common.header_markdown(
-        "Sparse variational dropout on MNIST-5k", payload["environment"], payload["versions"]
+        "Sparse variational dropout on MNIST-5k",
+        payload["environment"],
+        payload["versions"],
     )
     first = payload["seeds"][0]
     text += (
@@ -203,7 +211,9 @@ def markdown(payload):
         )
     if verdicts:
         losses = [meets_bar(r)[2] for r in payload["seeds"] if "lenet300" in r["nets"]]
-        sparsities = [meets_bar(r)[1] for r in payload["seeds"] if "lenet300" in r["nets"]]
+        sparsities = [
+            meets_bar(r)[1] for r in payload["seeds"] if "lenet300" in r["nets"]
+        ]
         text += (
             f"\n\nLeNet-300-100 over {len(verdicts)} seed(s): accuracy loss mean "
             f"{100 * np.mean(losses):+.2f} points, sparsity mean {_percent(np.mean(sparsities))}%; "
@@ -218,7 +228,9 @@ def lenet300_summary(results):
     nets = [result["nets"]["lenet300"] for result in results]
     baseline = np.array([net["baseline"]["accuracy"] for net in nets])
     sparse = np.array([net["sparse_vd"]["accuracy"] for net in nets])
-    sparsity = np.array([net["sparse_vd"]["sparsity"]["global"]["fraction"] for net in nets])
+    sparsity = np.array(
+        [net["sparse_vd"]["sparsity"]["global"]["fraction"] for net in nets]
+    )
     return {
         "seeds": [result["seed"] for result in results],
         "baseline_accuracy": float(baseline.mean()),
@@ -238,7 +250,9 @@ def choose_kl_scale(runs, max_loss=SELECTION_MAX_LOSS):
     qualifies.
     """
     summaries = {scale: lenet300_summary(results) for scale, results in runs.items()}
-    eligible = [s for s, summary in summaries.items() if summary["accuracy_loss"] <= max_loss]
+    eligible = [
+        s for s, summary in summaries.items() if summary["accuracy_loss"] <= max_loss
+    ]
     chosen = max(eligible, key=lambda s: summaries[s]["sparsity"]) if eligible else None
     return chosen, summaries
 
@@ -260,14 +274,18 @@ def selection_markdown(payload):
         "the plain net's.\n\n"
     )
     rows = []
-    for scale, summary in sorted(payload["summaries"].items(), key=lambda t: float(t[0])):
+    for scale, summary in sorted(
+        payload["summaries"].items(), key=lambda t: float(t[0])
+    ):
         rows.append(
             [
                 scale,
                 _percent(summary["baseline_accuracy"]),
                 _percent(summary["sparse_vd_accuracy"]),
                 f"{-100 * summary['accuracy_loss']:+.2f}",
-                " / ".join(f"{-100 * v:+.1f}" for v in summary["accuracy_loss_per_seed"]),
+                " / ".join(
+                    f"{-100 * v:+.1f}" for v in summary["accuracy_loss_per_seed"]
+                ),
                 _percent(summary["sparsity"]),
                 " / ".join(_percent(v) for v in summary["sparsity_per_seed"]),
                 "**chosen**" if scale == payload["chosen"] else "",
@@ -288,7 +306,8 @@ def selection_markdown(payload):
     )
     chosen = payload["chosen"]
     text += (
-        f"\nChosen KL scale: **{chosen}**.\n" if chosen is not None
+        f"\nChosen KL scale: **{chosen}**.\n"
+        if chosen is not None
         else "\nNo scale met the rule.\n"
     )
     return text
@@ -311,7 +330,9 @@ def select_kl_scale(args, smoke=False):
         ]
         runs[scale] = [
             recorded_or_run(
-                os.path.join(args.output_dir, f"{NAME}_validation_kl{scale}_seed{seed}.json"),
+                os.path.join(
+                    args.output_dir, f"{NAME}_validation_kl{scale}_seed{seed}.json"
+                ),
                 seed,
                 tutorial_args,
                 args,
@@ -331,7 +352,9 @@ def select_kl_scale(args, smoke=False):
         "runs": runs,
     }
     payload["environment"]["load_average_at_end"] = os.getloadavg()
-    _common.write_json(os.path.join(args.output_dir, f"{NAME}_kl_selection.json"), payload)
+    _common.write_json(
+        os.path.join(args.output_dir, f"{NAME}_kl_selection.json"), payload
+    )
     text = selection_markdown(payload)
     _common.write_text(os.path.join(args.output_dir, f"{NAME}_kl_selection.md"), text)
     print(text)
@@ -349,7 +372,9 @@ def main(argv=None, smoke=False):
     parser.add_argument("--kl-scale", type=float, default=0.1)
     parser.add_argument("--full-mnist", action="store_true")
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
-    parser.add_argument("--force", action="store_true", help="rerun seeds already recorded")
+    parser.add_argument(
+        "--force", action="store_true", help="rerun seeds already recorded"
+    )
     parser.add_argument(
         "--select-kl-scale",
         default="",

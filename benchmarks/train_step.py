@@ -129,13 +129,18 @@ def _ks_factories(estimator):
             ks.layers.DenseLocalReparameterization,
             ks.layers.Conv2DLocalReparameterization,
         ),
-        "reparam": (ks.layers.DenseReparameterization, ks.layers.Conv2DReparameterization),
+        "reparam": (
+            ks.layers.DenseReparameterization,
+            ks.layers.Conv2DReparameterization,
+        ),
         "vd": (ks.layers.DenseVariationalDropout, ks.layers.Conv2DVariationalDropout),
     }[estimator]
     seeds = iter(range(1000))
 
     def dense(units, activation):
-        return dense_cls(units, activation=activation, kl_weight=KL_WEIGHT, seed=next(seeds))
+        return dense_cls(
+            units, activation=activation, kl_weight=KL_WEIGHT, seed=next(seeds)
+        )
 
     def conv(filters, size, activation):
         return conv_cls(
@@ -157,7 +162,9 @@ def _keras_proba_factories(estimator):
     seeds = iter(range(1000))
 
     def dense(units, activation):
-        return dense_cls(units, activation=activation, kl_weight=KL_WEIGHT, seed=next(seeds))
+        return dense_cls(
+            units, activation=activation, kl_weight=KL_WEIGHT, seed=next(seeds)
+        )
 
     def conv(filters, size, activation):
         if conv_cls is None:
@@ -379,7 +386,9 @@ def measure(arch, variants, rounds, steps, warmup_rounds, hidden, jit_compile, s
         if variant in failed:
             continue
         model = models[variant][0]
-        p10, p25, median, p75 = _common.quantiles(step_times[variant], (0.1, 0.25, 0.5, 0.75))
+        p10, p25, median, p75 = _common.quantiles(
+            step_times[variant], (0.1, 0.25, 0.5, 0.75)
+        )
         results[variant] = {
             "library": _library(variant),
             "estimator": _estimator(variant),
@@ -393,7 +402,8 @@ def measure(arch, variants, rounds, steps, warmup_rounds, hidden, jit_compile, s
             "num_steps": len(step_times[variant]),
             "round_median_step_ms": [1e3 * t for t in round_medians[variant]],
             "step_times_ms": [round(1e3 * t, 4) for t in step_times[variant]],
-            "median_fit_wall_per_step_ms": 1e3 * float(np.median(fit_wall_per_step[variant])),
+            "median_fit_wall_per_step_ms": 1e3
+            * float(np.median(fit_wall_per_step[variant])),
         }
     return {
         "arch": arch,
@@ -410,7 +420,9 @@ def _ratio(results, numerator, denominator):
     if numerator not in results or denominator not in results:
         return None
     a, b = results[numerator], results[denominator]
-    per_round = np.asarray(a["round_median_step_ms"]) / np.asarray(b["round_median_step_ms"])
+    per_round = np.asarray(a["round_median_step_ms"]) / np.asarray(
+        b["round_median_step_ms"]
+    )
     return {
         "numerator": numerator,
         "denominator": denominator,
@@ -438,7 +450,10 @@ def _ratios(results):
                 ratio["meets_bar"] = bool(ratio["ratio"] <= bar)
                 ratios.append(ratio)
         # Context: the peers against their own framework's twin.
-        for peer, twin in ((f"tfp_{estimator}", "tf_keras"), (f"kp_{estimator}", "keras")):
+        for peer, twin in (
+            (f"tfp_{estimator}", "tf_keras"),
+            (f"kp_{estimator}", "keras"),
+        ):
             ratio = _ratio(results, peer, twin)
             if ratio is not None:
                 ratios.append(ratio)
@@ -495,7 +510,10 @@ def _markdown(payload):
             ],
             rows,
         )
-        for variant, reason in {**arch_result["skipped"], **arch_result["failed"]}.items():
+        for variant, reason in {
+            **arch_result["skipped"],
+            **arch_result["failed"],
+        }.items():
             text += f"\n- `{variant}` not measured: {reason}"
         text += "\n\n"
         rows = []

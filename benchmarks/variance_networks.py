@@ -47,7 +47,11 @@ def _versions():
 def _cpu():
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            model = next(
+                line.split(":", 1)[1].strip()
+                for line in f
+                if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         model = platform.processor() or "unknown"
     return f"{model}, {os.cpu_count()} cores visible, no GPU"
@@ -58,7 +62,11 @@ def meets_bar(results):
     accuracies = results["variance_network"]
     gap = results["baseline_accuracy"] - accuracies["val_ensemble_accuracy"]
     mean_propagation = accuracies["val_mean_propagation_accuracy"]
-    return gap <= MAX_GAP and mean_propagation <= MAX_MEAN_PROPAGATION, gap, mean_propagation
+    return (
+        gap <= MAX_GAP and mean_propagation <= MAX_MEAN_PROPAGATION,
+        gap,
+        mean_propagation,
+    )
 
 
 def run(seed=0, epochs=None, full_mnist=False, output_dir=DEFAULT_OUTPUT_DIR):
@@ -77,7 +85,9 @@ def run(seed=0, epochs=None, full_mnist=False, output_dir=DEFAULT_OUTPUT_DIR):
                 "KS_OUTPUT_DIR": scratch,
                 "TF_CPP_MIN_LOG_LEVEL": "3",
                 "MPLBACKEND": "Agg",
-                "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p]),
+                "PYTHONPATH": os.pathsep.join(
+                    [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
+                ),
             }
         )
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -91,10 +101,12 @@ def run(seed=0, epochs=None, full_mnist=False, output_dir=DEFAULT_OUTPUT_DIR):
             shutil.copy(os.path.join(scratch, name), os.path.join(output_dir, name))
     results["run"] = {
         "command": " ".join(
-            ["python -m benchmarks.variance_networks"] + [shlex.quote(a) for a in sys.argv[1:]]
+            ["python -m benchmarks.variance_networks"]
+            + [shlex.quote(a) for a in sys.argv[1:]]
         ),
         "tutorial_command": " ".join(
-            shlex.quote(os.path.relpath(a, ROOT) if a == TUTORIAL else a) for a in command[1:]
+            shlex.quote(os.path.relpath(a, ROOT) if a == TUTORIAL else a)
+            for a in command[1:]
         ),
         "wall_seconds": wall,
         "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
@@ -125,10 +137,15 @@ def markdown(results):
     ]
     for key, value in accuracies.items():
         name = key[len("val_") : -len("_accuracy")].replace("_", " ")
-        samples = f" ({results['num_samples']} samples)" if key in (
-            "val_ensemble_accuracy",
-            "val_zero_mean_accuracy",
-        ) else ""
+        samples = (
+            f" ({results['num_samples']} samples)"
+            if key
+            in (
+                "val_ensemble_accuracy",
+                "val_zero_mean_accuracy",
+            )
+            else ""
+        )
         lines.append(f"| variance LeNet-5, {name}{samples} | {value:.4f} |")
     lines += [
         "",
@@ -140,7 +157,8 @@ def markdown(results):
         "|---|---|",
     ]
     lines += [
-        f"| {100 * row['sparsity']:.1f}% | {row['accuracy']:.4f} |" for row in results["pruning"]
+        f"| {100 * row['sparsity']:.1f}% | {row['accuracy']:.4f} |"
+        for row in results["pruning"]
     ]
     lines += [
         "",

@@ -19,7 +19,6 @@ from keras.src.utils.argument_validation import standardize_padding
 from keras.src.utils.argument_validation import standardize_tuple
 
 
-
 def flatten_layers(layer, include_self=True, recursive=True):
     """`layer` and the layers it contains, depth first (Keras's own traversal)."""
     return list(layer._flatten_layers(include_self=include_self, recursive=recursive))

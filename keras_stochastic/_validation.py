@@ -40,11 +40,15 @@ def real(
             f"{high:g}{')' if high_open else ']'}"
         )
     if not _is_real(value):
-        raise TypeError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
+        raise TypeError(
+            f"Argument `{name}` must be {allowed}. Received: {name}={value!r}"
+        )
     above_low = value > low if low_open else value >= low
     below_high = value < high if high_open else value <= high
     if not (math.isfinite(value) and above_low and below_high):
-        raise ValueError(f"Argument `{name}` must be {allowed}. Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be {allowed}. Received: {name}={value!r}"
+        )
     return float(value)
 
 
@@ -80,7 +84,9 @@ def integer(name, value, minimum=None):
         )
     if minimum is not None and value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"Argument `{name}` must be {what}. Received: {name}={value!r}")
+        raise ValueError(
+            f"Argument `{name}` must be {what}. Received: {name}={value!r}"
+        )
     return int(value)
 
 
@@ -90,7 +96,9 @@ def positive_integer(name, value):
 
 def boolean(name, value):
     if not isinstance(value, bool):
-        raise TypeError(f"Argument `{name}` must be a boolean. Received: {name}={value!r}")
+        raise TypeError(
+            f"Argument `{name}` must be a boolean. Received: {name}={value!r}"
+        )
     return value
 
 

@@ -79,7 +79,9 @@ class Projection(collections.namedtuple("Projection", ["value", "variance"])):
     def columns(self, start, stop=None):
         if start == 0 and stop is None:
             return self
-        return Projection(columns(self.value, start, stop), columns(self.variance, start, stop))
+        return Projection(
+            columns(self.value, start, stop), columns(self.variance, start, stop)
+        )
 
     def __add__(self, other):
         return Projection(self.value + other.value, _add(self.variance, other.variance))
@@ -167,7 +169,9 @@ class Estimator:
         shape = None if projection.variance is None else ops.shape(projection.variance)
         return self.sample(projection, self.pre_activation_noise(shape, draw))
 
-    def __call__(self, linear, inputs, weights, seeds, channel_axis=-1, out_channels=None):
+    def __call__(
+        self, linear, inputs, weights, seeds, channel_axis=-1, out_channels=None
+    ):
         """All three phases: draws from `weights` and applies the draw."""
         draw = self.draw(weights, inputs, seeds, channel_axis, out_channels)
         return self.apply(linear, inputs, draw)
@@ -182,7 +186,9 @@ class Mean(Estimator):
     name = "mean"
     num_seeds = 0
 
-    def draw(self, weights, inputs=None, seeds=None, channel_axis=-1, out_channels=None):
+    def draw(
+        self, weights, inputs=None, seeds=None, channel_axis=-1, out_channels=None
+    ):
         return Draw(mean=weights.inference_kernel)
 
     def project(self, linear, inputs, draw):

@@ -5,7 +5,6 @@ import warnings
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_stochastic import _compat
 from keras_stochastic import _validation
@@ -128,10 +127,15 @@ def _sampled_outputs(model, x, num_samples, batch_size):
         size = keras.tree.flatten(x)[0].shape[0]
         batch_size = batch_size or 32
         for start in range(0, size, batch_size):
-            batch = keras.tree.map_structure(lambda a: a[start : start + batch_size], x)
+            batch = keras.tree.map_structure(
+                lambda a, start=start: a[start : start + batch_size], x
+            )
             yield [model.predict_on_batch(batch) for _ in range(num_samples)]
     else:
-        yield [model.predict(x, batch_size=batch_size, verbose=0) for _ in range(num_samples)]
+        yield [
+            model.predict(x, batch_size=batch_size, verbose=0)
+            for _ in range(num_samples)
+        ]
 
 
 def predict_mc(

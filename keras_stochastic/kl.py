@@ -25,7 +25,9 @@ def softplus(values):
     return ops.relu(values) + ops.log1p(ops.exp(-ops.abs(values)))
 
 
-def _normal_kl_from_sums(size, sum_log_stddev, sum_variance, sum_mean_squared, prior_stddev):
+def _normal_kl_from_sums(
+    size, sum_log_stddev, sum_variance, sum_mean_squared, prior_stddev
+):
     """The Normal KL of `normal_kl` from its three sums (the formula, written once)."""
     return (
         size * (math.log(prior_stddev) - 0.5)

@@ -28,6 +28,8 @@ from keras_stochastic import kl as kl_lib
 from keras_stochastic import rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# The narrow component's default standard deviation (Blundell et al.: e^-6).
+_NARROW_STDDEV = math.exp(-6.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -54,6 +56,7 @@ class Prior:
         return f"{type(self).__name__}({args})"
 
 
+@keras.saving.register_keras_serializable(package="keras_stochastic")
 class GaussianPrior(Prior):
     """Base class of priors of the mean-field Gaussian posterior `N(mean, stddev^2)`.
 
@@ -122,7 +125,7 @@ class ScaleMixtureNormal(GaussianPrior):
           Weight Uncertainty in Neural Networks.
     """
 
-    def __init__(self, pi=0.5, stddev1=1.0, stddev2=math.exp(-6.0)):
+    def __init__(self, pi=0.5, stddev1=1.0, stddev2=_NARROW_STDDEV):
         self.pi = _validation.real("pi", pi, 0.0, 1.0, low_open=True, high_open=True)
         self.stddev1 = _validation.positive("stddev1", stddev1)
         self.stddev2 = _validation.positive("stddev2", stddev2)
@@ -155,6 +158,7 @@ class ScaleMixtureNormal(GaussianPrior):
         return {"pi": self.pi, "stddev1": self.stddev1, "stddev2": self.stddev2}
 
 
+@keras.saving.register_keras_serializable(package="keras_stochastic")
 class DropoutPrior(Prior):
     """Base class of priors of the Gaussian-dropout posterior `N(theta, alpha theta^2)`.
 
@@ -206,7 +210,9 @@ class LogUniform(DropoutPrior):
         if self.approximation == "monte_carlo":
             # One draw per weight, also for a shared log alpha.
             log_alpha = ops.broadcast_to(log_alpha, theta.shape)
-            return ops.sum(kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed))
+            return ops.sum(
+                kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed)
+            )
         if self.approximation == "molchanov":
             total = kl_lib.molchanov_kl_sum(-log_alpha)
         else:
@@ -242,7 +248,9 @@ class StudentT(DropoutPrior):
         self.df = _validation.positive("df", df)
 
     def kl(self, log_alpha, theta, seed):
-        log_variance = log_alpha + ops.log(ops.square(theta) + kl_lib.THETA_SQUARED_EPSILON)
+        log_variance = log_alpha + ops.log(
+            ops.square(theta) + kl_lib.THETA_SQUARED_EPSILON
+        )
         epsilon = rng.normal(theta.shape, seed, "float32")
         weights = theta + ops.exp(0.5 * log_variance) * epsilon
         per_weight = (
@@ -306,7 +314,9 @@ def get_dropout_prior(identifier, approximation="molchanov"):
     other prior has its own KL, so it must then be left at `"molchanov"` (or,
     for a `LogUniform` instance, equal the instance's).
     """
-    _validation.choice("kl_approximation", approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS)
+    _validation.choice(
+        "kl_approximation", approximation, kl_lib.LOG_UNIFORM_APPROXIMATIONS
+    )
     if identifier == "log_uniform":
         return LogUniform(approximation)
     prior = _get(identifier, DropoutPrior, _DROPOUT_ALIASES)

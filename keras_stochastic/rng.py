@@ -166,7 +166,9 @@ def coarse_normal(shape, seed, dtype="float32", stddev=1.0):
     """
     stddev = ops.cast(stddev, "float32")
     if not _is_tensorflow():
-        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(stddev, dtype)
+        return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(
+            stddev, dtype
+        )
     size = math.prod(shape)
     half = (size + 1) // 2
     words = random_bits((half,), seed, 31)

@@ -1,6 +1,5 @@
 """`sparsity(model)`: how many kernel weights are zero in mean-mode inference."""
 
-
 from keras_stochastic import kernels as kernels_lib
 
 GLOBAL = "global"

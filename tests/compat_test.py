@@ -12,7 +12,11 @@ def test_compat_helpers_work():
     shape = _compat.compute_conv_output_shape((None, 8, 8, 3), 4, (3, 3))
     assert tuple(shape) == (None, 6, 6, 4)
     # The recurrent cells draw their per-sequence noise in these hooks.
-    for hook in ("get_dropout_mask", "get_recurrent_dropout_mask", "reset_dropout_mask"):
+    for hook in (
+        "get_dropout_mask",
+        "get_recurrent_dropout_mask",
+        "reset_dropout_mask",
+    ):
         assert callable(getattr(_compat.DropoutRNNCell, hook))
 
 
@@ -32,5 +36,50 @@ def test_layers_do_not_import_tensorflow():
         str(path.relative_to(package))
         for path in (package / "layers").rglob("*.py")
         if "import tensorflow" in path.read_text() or "tf." in path.read_text()
+    ]
+    assert offenders == []
+
+
+def test_private_keras_methods_exist():
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1)]
+    )
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    flattened = _compat.flatten_layers(model)
+    assert flattened[0] is model and all(layer in flattened for layer in dense)
+    direct = _compat.flatten_layers(model, include_self=False, recursive=False)
+    assert model not in direct and all(layer in direct for layer in dense)
+    optimizer = keras.optimizers.SGD()
+    optimizer.build(model.trainable_variables)
+    variables = _compat.optimizer_variables(optimizer)
+    assert [v.path for v in variables] == [v.path for v in model.trainable_variables]
+    last = model.trainable_variables[-1]
+    assert _compat.variable_index(optimizer, last) == len(variables) - 1
+
+
+def test_no_other_module_uses_private_keras_methods():
+    package = pathlib.Path(_compat.__file__).parent
+    private = ("._flatten_layers(", "._trainable_variables", "._get_variable_index(")
+    offenders = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.name != "_compat.py" and any(p in path.read_text() for p in private)
+    ]
+    assert offenders == []
+
+
+def test_no_estimator_name_dispatch_outside_the_estimators_module():
+    package = pathlib.Path(_compat.__file__).parent
+    names = ('"flipout"', '"local_reparameterization"', '"reparameterization"')
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        if path.name != "estimators.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "estimator" in line
+        and ("==" in line or "!=" in line)
+        and any(n in line for n in names)
     ]
     assert offenders == []

@@ -26,13 +26,18 @@ def _check_hutchinson(kappa, variance, hessian, num_probes):
     estimate = -kappa.ravel().astype("float64") / variance.ravel()
     off_diagonal = hessian - np.diag(np.diag(hessian))
     standard_error = np.sqrt(np.sum(off_diagonal**2, axis=1) / num_probes)
-    assert np.all(np.abs(estimate - np.diag(hessian)) <= 5 * standard_error + 1e-4 * np.abs(np.diag(hessian)))
+    assert np.all(
+        np.abs(estimate - np.diag(hessian))
+        <= 5 * standard_error + 1e-4 * np.abs(np.diag(hessian))
+    )
 
 
 @pytest.mark.parametrize(
     "make_layer",
     [
-        lambda: ks.layers.DenseReparameterization(3, kernel_stddev_initializer=0.3, seed=0),
+        lambda: ks.layers.DenseReparameterization(
+            3, kernel_stddev_initializer=0.3, seed=0
+        ),
         lambda: ks.layers.DenseVariance(3, seed=0),
     ],
     ids=["gaussian_mean", "variance"],
@@ -46,7 +51,14 @@ def test_linear_layer_squared_error(make_layer):
     modes = layer.inference
     num_probes = 60
     kappa = ks.diagnostics.curvature_criterion(
-        model, layer, x, y, loss=half_squared_error, num_probes=num_probes, batch_size=16, seed=1
+        model,
+        layer,
+        x,
+        y,
+        loss=half_squared_error,
+        num_probes=num_probes,
+        batch_size=16,
+        seed=1,
     )
     assert kappa.shape == (4, 3) and kappa.dtype == np.float32
     # d^2/dW_ij dW_kl of 0.5 ||y - x W||^2 = delta_jl (x^T x)_ik.
@@ -59,7 +71,9 @@ def test_linear_layer_squared_error(make_layer):
 
 def test_orthogonal_design_is_exact_with_one_probe():
     # x^T x diagonal: the Hessian is diagonal and Hutchinson's estimate exact.
-    x = np.array([[2.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]], "float32")
+    x = np.array(
+        [[2.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]], "float32"
+    )
     y = np.zeros((4, 2), "float32")
     layer = ks.layers.DenseFlipout(2, kernel_stddev_initializer=0.5, seed=0)
     model = testing.sequential(layer, (3,))
@@ -100,8 +114,12 @@ def test_softmax_cross_entropy_with_compiled_loss():
     model = testing.sequential(layer, (3,))
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     num_probes = 80
-    kappa = ks.diagnostics.curvature_criterion(model, layer, x, y, num_probes=num_probes, seed=5)
-    logits = x.astype("float64") @ testing.to_numpy(layer.kernel_mean) + testing.to_numpy(layer.bias)
+    kappa = ks.diagnostics.curvature_criterion(
+        model, layer, x, y, num_probes=num_probes, seed=5
+    )
+    logits = x.astype("float64") @ testing.to_numpy(
+        layer.kernel_mean
+    ) + testing.to_numpy(layer.bias)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     hessian = np.einsum("ni,nk,nj,njl->ijkl", x, x, p, np.eye(3)[None] - p[:, None, :])
@@ -116,7 +134,9 @@ def test_bad_arguments():
     model = testing.sequential(layer, (3,))
     other = ks.layers.DenseFlipout(2)
     testing.sequential(other, (3,))
-    with pytest.raises(ValueError, match=r"Argument `layer` must be a keras_stochastic"):
+    with pytest.raises(
+        ValueError, match=r"Argument `layer` must be a keras_stochastic"
+    ):
         ks.diagnostics.curvature_criterion(model, other, x, y, loss="mse")
     with pytest.raises(ValueError, match=r"Received: num_probes=0"):
         ks.diagnostics.curvature_criterion(model, layer, x, y, loss="mse", num_probes=0)
@@ -126,7 +146,9 @@ def test_bad_arguments():
         [keras.Input((3,)), keras.layers.Dense(2), ks.layers.DenseFlipout(2)]
     )
     with pytest.raises(ValueError, match=r"Received: layer=<Dense"):
-        ks.diagnostics.curvature_criterion(keras_model, keras_model.layers[0], x, y, loss="mse")
+        ks.diagnostics.curvature_criterion(
+            keras_model, keras_model.layers[0], x, y, loss="mse"
+        )
     kappa = ks.diagnostics.curvature_criterion(
         model, layer.name, x, y, loss="mse", num_probes=2
     )

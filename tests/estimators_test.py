@@ -50,7 +50,9 @@ def test_marginal_mean_and_variance_match_closed_form(name):
     tolerance = testing.sample_tolerance(np.sqrt(expected_var), draws)
     np.testing.assert_array_less(np.abs(samples.mean(0) - expected_mean), tolerance)
     var_tolerance = 5 * expected_var * np.sqrt(2.0 / (draws - 1))
-    np.testing.assert_array_less(np.abs(samples.var(0, ddof=1) - expected_var), var_tolerance)
+    np.testing.assert_array_less(
+        np.abs(samples.var(0, ddof=1) - expected_var), var_tolerance
+    )
 
 
 @pytest.mark.parametrize("name", ["flipout", "local_reparameterization"])
@@ -60,17 +62,24 @@ def test_identical_rows_are_uncorrelated_within_one_call(name, family):
     if family == "dense":
         layer, _ = dense_layer(DENSE[name], units=3)
         x = np.tile(np.array([[1.0, -2.0, 0.5]], "float32"), (batch, 1))
-        mean = x[:1] @ testing.to_numpy(layer.kernel_mean) + testing.to_numpy(layer.bias)
+        mean = x[:1] @ testing.to_numpy(layer.kernel_mean) + testing.to_numpy(
+            layer.bias
+        )
     else:
         layer = CONV[name](2, 2, seed=1, kernel_stddev_initializer=0.5)
-        x = np.tile(np.random.default_rng(0).normal(size=(1, 3, 3, 2)).astype("float32"), (batch, 1, 1, 1))
+        x = np.tile(
+            np.random.default_rng(0).normal(size=(1, 3, 3, 2)).astype("float32"),
+            (batch, 1, 1, 1),
+        )
         layer.build(x.shape)
         mean = testing.to_numpy(layer(x[:1]))
     outputs = testing.to_numpy(layer(x, training=True)).reshape(batch, -1)
     centered = outputs - mean.reshape(1, -1)
     first, second = centered[0::2], centered[1::2]
     # Per output unit, the correlation of the noise of paired identical rows.
-    correlation = (first * second).mean(0) / np.sqrt((first**2).mean(0) * (second**2).mean(0))
+    correlation = (first * second).mean(0) / np.sqrt(
+        (first**2).mean(0) * (second**2).mean(0)
+    )
     assert np.all(np.abs(correlation) < 5 / np.sqrt(batch // 2)), correlation
     assert np.all(centered.std(0) > 0.05)
 
@@ -98,9 +107,13 @@ def test_tiny_sigma_reproduces_keras_dense(name):
     layer.posterior.rho.assign(np.full((6, 4), -100.0))  # stddev = 1e-7 floor
     twin.kernel.assign(layer.kernel_mean)
     expected = testing.to_numpy(twin(x))
-    np.testing.assert_allclose(testing.to_numpy(layer(x, training=True)), expected, atol=2e-5)
+    np.testing.assert_allclose(
+        testing.to_numpy(layer(x, training=True)), expected, atol=2e-5
+    )
     # Mean-mode inference is the Keras layer itself.
-    np.testing.assert_allclose(testing.to_numpy(layer(x)), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        testing.to_numpy(layer(x)), expected, rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", list(CONV))
@@ -112,7 +125,9 @@ def test_tiny_sigma_reproduces_keras_conv(name):
     layer.posterior.rho.assign(np.full((3, 3, 3, 4), -100.0))
     twin.kernel.assign(layer.kernel_mean)
     expected = testing.to_numpy(twin(x))
-    np.testing.assert_allclose(testing.to_numpy(layer(x, training=True)), expected, atol=2e-5)
+    np.testing.assert_allclose(
+        testing.to_numpy(layer(x, training=True)), expected, atol=2e-5
+    )
 
 
 @pytest.mark.parametrize("name", list(DENSE))
@@ -127,18 +142,31 @@ def test_same_seed_same_output_and_mean_mode_deterministic(name):
     a = testing.to_numpy(first(x, training=True))
     np.testing.assert_array_equal(a, testing.to_numpy(second(x, training=True)))
     assert not np.allclose(a, testing.to_numpy(other(x, training=True)))
-    assert not np.allclose(a, testing.to_numpy(first(x, training=True)))  # new draw per call
-    np.testing.assert_array_equal(testing.to_numpy(first(x)), testing.to_numpy(first(x)))
+    assert not np.allclose(
+        a, testing.to_numpy(first(x, training=True))
+    )  # new draw per call
+    np.testing.assert_array_equal(
+        testing.to_numpy(first(x)), testing.to_numpy(first(x))
+    )
 
 
 def test_flipout_signs_shapes_and_balance():
     from keras_stochastic import estimators
 
     x = keras.ops.ones((1000, 4, 5, 3))
-    sign_in, sign_out = estimators.flipout_signs(x, -1, 7, keras.random.SeedGenerator(0))
-    assert tuple(sign_in.shape) == (1000, 1, 1, 3) and tuple(sign_out.shape) == (1000, 1, 1, 7)
+    sign_in, sign_out = estimators.flipout_signs(
+        x, -1, 7, keras.random.SeedGenerator(0)
+    )
+    assert tuple(sign_in.shape) == (1000, 1, 1, 3) and tuple(sign_out.shape) == (
+        1000,
+        1,
+        1,
+        7,
+    )
     values = testing.to_numpy(sign_out)
     assert set(np.unique(values)) == {-1.0, 1.0}
     assert abs(values.mean()) < 5 / np.sqrt(values.size)
-    sign_in, _ = estimators.flipout_signs(keras.ops.ones((10, 3, 4, 4)), 1, 2, keras.random.SeedGenerator(0))
+    sign_in, _ = estimators.flipout_signs(
+        keras.ops.ones((10, 3, 4, 4)), 1, 2, keras.random.SeedGenerator(0)
+    )
     assert tuple(sign_in.shape) == (10, 3, 1, 1)

@@ -5,15 +5,18 @@ import numpy as np
 import pytest
 
 import keras_stochastic as ks
-from tests import testing
 
 
 def small_model(stddev=0.2, units=3):
     return keras.Sequential(
         [
             keras.Input((4,)),
-            ks.layers.DenseFlipout(8, activation="relu", kernel_stddev_initializer=stddev, seed=1),
-            ks.layers.DenseLocalReparameterization(units, kernel_stddev_initializer=stddev, seed=2),
+            ks.layers.DenseFlipout(
+                8, activation="relu", kernel_stddev_initializer=stddev, seed=1
+            ),
+            ks.layers.DenseLocalReparameterization(
+                units, kernel_stddev_initializer=stddev, seed=2
+            ),
         ]
     )
 
@@ -43,7 +46,10 @@ def test_set_kl_weight_reaches_a_compiled_train_step():
     # Zero learning rate and tiny sigma: the loss is NLL + kl_weight * KL.
     model = small_model(stddev=1e-6)
     x, y = data()
-    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     kl = float(ks.kl_divergence(model))
     first = model.train_on_batch(x, y)
     function = model.train_function
@@ -62,7 +68,9 @@ def test_predict_mc_averages_probabilities_and_restores_modes():
     model.layers[0].inference = "mean"
     model.layers[1].inference = "sample"
     samples = 100
-    mean, std = ks.predict_mc(model, x, num_samples=samples, from_logits=True, return_std=True)
+    mean, std = ks.predict_mc(
+        model, x, num_samples=samples, from_logits=True, return_std=True
+    )
     assert mean.shape == (5, 3) and std.shape == (5, 3)
     np.testing.assert_allclose(mean.sum(-1), 1.0, rtol=1e-6)
     assert np.all(std > 0)
@@ -71,7 +79,9 @@ def test_predict_mc_averages_probabilities_and_restores_modes():
     # predict over `samples` copies of x, one layer call (weight draw) per copy.
     ks.set_inference(model, "sample")
     logits = model.predict(np.tile(x, (samples, 1)), batch_size=5, verbose=0)
-    direct = keras.ops.convert_to_numpy(keras.ops.softmax(logits.reshape(samples, 5, 3))).mean(0)
+    direct = keras.ops.convert_to_numpy(
+        keras.ops.softmax(logits.reshape(samples, 5, 3))
+    ).mean(0)
     tolerance = 5 * np.sqrt(2) * std / np.sqrt(samples) + 1e-6
     np.testing.assert_array_less(np.abs(mean - direct), tolerance)
     logits = ks.predict_mc(model, x, num_samples=3)
@@ -104,4 +114,6 @@ def test_nested_models_are_reached():
     outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
     ks.set_inference(outer, "sample")
     ks.set_kl_weight(outer, 0.5)
-    assert all(layer.inference == "sample" and layer.kl_weight == 0.5 for layer in inner.layers)
+    assert all(
+        layer.inference == "sample" and layer.kl_weight == 0.5 for layer in inner.layers
+    )

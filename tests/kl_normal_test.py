@@ -23,7 +23,9 @@ def test_normal_kl_matches_elementwise_closed_form():
     value = ks.kl.normal_kl(mean, stddev, prior)
     assert value.dtype == "float32"
     np.testing.assert_allclose(float(value), expected, rtol=1e-5)
-    assert float(ks.kl.normal_kl(np.zeros(4), np.full(4, prior), prior)) == pytest.approx(0.0, abs=1e-6)
+    assert float(
+        ks.kl.normal_kl(np.zeros(4), np.full(4, prior), prior)
+    ) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
@@ -54,20 +56,27 @@ def test_scale_mixture_kl_is_unbiased():
     seed = keras.random.SeedGenerator(3)
     draws = np.array(
         [
-            float(prior.kl(np.tile(mean, copies), np.tile(stddev, copies), seed)) / copies
+            float(prior.kl(np.tile(mean, copies), np.tile(stddev, copies), seed))
+            / copies
             for _ in range(20)
         ]
     )
-    assert abs(draws.mean() - expected) < testing.sample_tolerance(draws.std(ddof=1), len(draws))
+    assert abs(draws.mean() - expected) < testing.sample_tolerance(
+        draws.std(ddof=1), len(draws)
+    )
     assert draws.std() > 0
 
 
 def test_priors_serialize_and_validate():
     for prior in (ks.priors.Normal(0.3), ks.priors.ScaleMixtureNormal(0.2, 2.0, 0.1)):
-        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(prior))
+        clone = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(prior)
+        )
         assert type(clone) is type(prior) and clone.get_config() == prior.get_config()
     assert isinstance(ks.priors.get("normal"), ks.priors.Normal)
-    assert isinstance(ks.priors.get("scale_mixture_normal"), ks.priors.ScaleMixtureNormal)
+    assert isinstance(
+        ks.priors.get("scale_mixture_normal"), ks.priors.ScaleMixtureNormal
+    )
     with pytest.raises(ValueError, match="Received: stddev=0"):
         ks.priors.Normal(0)
     with pytest.raises(ValueError, match="Received: pi=1.5"):
@@ -77,15 +86,17 @@ def test_priors_serialize_and_validate():
 
 
 def test_layer_kl_is_the_normal_kl_of_its_posterior():
-    layer = ks.layers.DenseFlipout(3, prior=ks.priors.Normal(0.5), kl_weight=0.25, seed=0)
+    layer = ks.layers.DenseFlipout(
+        3, prior=ks.priors.Normal(0.5), kl_weight=0.25, seed=0
+    )
     x = np.ones((2, 4), "float32")
     layer(x, training=True)
-    expected = float(
-        ks.kl.normal_kl(layer.kernel_mean, layer.kernel_stddev, 0.5)
-    )
+    expected = float(ks.kl.normal_kl(layer.kernel_mean, layer.kernel_stddev, 0.5))
     np.testing.assert_allclose(float(layer.kl_divergence()), expected, rtol=1e-6)
     (loss,) = layer.losses
-    np.testing.assert_allclose(float(testing.to_numpy(loss)), 0.25 * expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(testing.to_numpy(loss)), 0.25 * expected, rtol=1e-6
+    )
     model = testing.sequential(layer, (4,))
     np.testing.assert_allclose(float(ks.kl_divergence(model)), expected, rtol=1e-6)
     assert math.isfinite(expected)
@@ -115,5 +126,7 @@ def test_fused_posterior_gradient_matches_autodiff(square):
         float(testing.to_numpy(plain(mean.astype("float32"), rho.astype("float32")))),
         rtol=1e-5,
     )
-    for got, expected in zip(testing.gradients(fused, mean, rho), testing.gradients(plain, mean, rho)):
+    for got, expected in zip(
+        testing.gradients(fused, mean, rho), testing.gradients(plain, mean, rho)
+    ):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)

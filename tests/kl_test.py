@@ -23,11 +23,15 @@ def _log_moment(log_alpha, power):
     shift = np.exp(-0.5 * log_alpha)
 
     def integrand(eps):
-        return np.log(abs(shift + eps)) ** power * np.exp(-0.5 * eps**2) / np.sqrt(
-            2.0 * np.pi
+        return (
+            np.log(abs(shift + eps)) ** power
+            * np.exp(-0.5 * eps**2)
+            / np.sqrt(2.0 * np.pi)
         )
 
-    edges = [-np.inf] + sorted({-shift - 1.0, -shift, -shift + 1.0, -12.0, 12.0}) + [np.inf]
+    edges = (
+        [-np.inf] + sorted({-shift - 1.0, -shift, -shift + 1.0, -12.0, 12.0}) + [np.inf]
+    )
     return sum(
         integrate.quad(integrand, low, high, limit=200)[0]
         for low, high in zip(edges[:-1], edges[1:])
@@ -89,7 +93,9 @@ def test_kingma_matches_exact_up_to_its_constant(exact):
     # C = k1 the oracle puts kingma - exact in [-0.0398, 0.0004] on log alpha
     # in [-8, 0]: a near-constant offset. Tolerance: 0.045.
     domain = GRID <= 0.0
-    kingma = to_numpy(kl.log_uniform_kl_elementwise(GRID[domain].astype("float32"), "kingma"))
+    kingma = to_numpy(
+        kl.log_uniform_kl_elementwise(GRID[domain].astype("float32"), "kingma")
+    )
     difference = kingma - exact[domain]
     assert np.max(np.abs(difference)) < 0.045
     assert np.ptp(difference) < 0.045

@@ -56,20 +56,35 @@ def test_counts_per_layer_and_global():
     assert set(report.layers) == set(expected)
     assert "bn" not in report
     for name, (zeros, total) in expected.items():
-        assert report[name] == {"zeros": zeros, "total": total, "fraction": zeros / total}
+        assert report[name] == {
+            "zeros": zeros,
+            "total": total,
+            "fraction": zeros / total,
+        }
     zeros = sum(z for z, _ in expected.values())
     total = sum(t for _, t in expected.values())
-    assert report["global"] == {"zeros": zeros, "total": total, "fraction": zeros / total}
+    assert report["global"] == {
+        "zeros": zeros,
+        "total": total,
+        "fraction": zeros / total,
+    }
 
     table = str(report)
     lines = table.splitlines()
     assert lines[0].split() == ["layer", "zeros", "total", "sparsity"]
-    assert lines[-1].split() == ["global", str(zeros), str(total), f"{zeros / total:.2%}"]
+    assert lines[-1].split() == [
+        "global",
+        str(zeros),
+        str(total),
+        f"{zeros / total:.2%}",
+    ]
     assert any(line.split()[:3] == ["vd", "7", "15"] for line in lines)
 
 
 def test_threshold_of_the_layer_is_used():
-    layer = ks.layers.DenseVariationalDropout(2, parameterization="layer", threshold=-4.0)
+    layer = ks.layers.DenseVariationalDropout(
+        2, parameterization="layer", threshold=-4.0
+    )
     layer.build((None, 3))
     layer.trainable_weights[1].assign(-4.0)  # exactly at the threshold: all pruned
     assert ks.sparsity(layer)[layer.name]["zeros"] == 6

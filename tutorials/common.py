@@ -111,7 +111,9 @@ def classification_metrics(probs, labels, num_bins=15):
     for b in range(num_bins):
         in_bin = bins == b
         if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+            ece += in_bin.mean() * abs(
+                correct[in_bin].mean() - confidence[in_bin].mean()
+            )
     return {"accuracy": float(correct.mean()), "nll": float(nll), "ece": float(ece)}
 
 
@@ -125,7 +127,9 @@ def reliability_curve(probs, labels, num_bins=15):
     for b in range(num_bins):
         in_bin = bins == b
         if in_bin.any():
-            rows.append((confidence[in_bin].mean(), correct[in_bin].mean(), int(in_bin.sum())))
+            rows.append(
+                (confidence[in_bin].mean(), correct[in_bin].mean(), int(in_bin.sum()))
+            )
     return np.array(rows).reshape(-1, 3)
 
 

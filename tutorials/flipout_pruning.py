@@ -174,9 +174,11 @@ is a pruning event.
 
 plt = common.pyplot()
 fig, (ax_acc, ax_layers) = plt.subplots(1, 2, figsize=(11, 4))
-for name, (model, history) in runs.items():
+for name, (_model, history) in runs.items():
     epochs = np.arange(1, EPOCHS + 1)
-    (line,) = ax_acc.plot(epochs, 100 * np.array(history.history["val_accuracy"]), label=name)
+    (line,) = ax_acc.plot(
+        epochs, 100 * np.array(history.history["val_accuracy"]), label=name
+    )
 kept = 100 * (1 - np.array(runs["FlipOut"][1].history["sparsity"]))
 ax_density = ax_acc.twinx()
 ax_density.plot(epochs, kept, "k--", label="weights kept")

@@ -61,7 +61,9 @@ parser.add_argument(
     action="store_true",
     help="Train on full MNIST from keras.datasets (downloads it on first use).",
 )
-parser.add_argument("--epochs", type=int, default=None, help="Default: 20 (3 with --full-mnist).")
+parser.add_argument(
+    "--epochs", type=int, default=None, help="Default: 20 (3 with --full-mnist)."
+)
 parser.add_argument("--units", type=int, default=64)
 parser.add_argument("--learning-rate", type=float, default=3e-3)
 parser.add_argument("--num-samples", type=int, default=20, help="Monte Carlo samples.")
@@ -123,7 +125,9 @@ bayesian = sequence_classifier(
         args.units, kl_weight=1.0 / num_train, seed=args.seed, name="lstm_flipout"
     )
 )
-deterministic = sequence_classifier(keras.layers.LSTM(args.units, use_cudnn=False, name="lstm"))
+deterministic = sequence_classifier(
+    keras.layers.LSTM(args.units, use_cudnn=False, name="lstm")
+)
 bayesian.summary()
 
 """
@@ -165,7 +169,9 @@ for name, stddev in [
 ]:
     stddev = keras.ops.convert_to_numpy(stddev)
     print(f"{name:>17}: stddev mean {stddev.mean():.4f}, max {stddev.max():.4f}")
-print(f"KL(q || p) / N after training: {float(ks.kl_divergence(bayesian)) / num_train:.2f} nats")
+print(
+    f"KL(q || p) / N after training: {float(ks.kl_divergence(bayesian)) / num_train:.2f} nats"
+)
 
 """
 ## Predictions: accuracy, NLL and calibration
@@ -189,7 +195,9 @@ MC_NAME = f"LSTMFlipout, MC ({num_samples} samples)"
 def predict_all(x):
     return {
         "LSTM": softmax(deterministic.predict(x, batch_size=500, verbose=0)),
-        "LSTMFlipout, mean weights": softmax(bayesian.predict(x, batch_size=500, verbose=0)),
+        "LSTMFlipout, mean weights": softmax(
+            bayesian.predict(x, batch_size=500, verbose=0)
+        ),
         MC_NAME: ks.predict_mc(
             bayesian, x, num_samples=num_samples, batch_size=500, from_logits=True
         ),
@@ -275,7 +283,11 @@ axes[0].plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
 for (name, p), marker in zip(probs.items(), ["s", "o", "^"]):
     curve = common.reliability_curve(p, y_test)
     points = axes[0].scatter(
-        curve[:, 0], curve[:, 1], s=8 + 400 * curve[:, 2] / len(y_test), marker=marker, alpha=0.6
+        curve[:, 0],
+        curve[:, 1],
+        s=8 + 400 * curve[:, 2] / len(y_test),
+        marker=marker,
+        alpha=0.6,
     )
     axes[0].scatter(
         [],

@@ -111,7 +111,9 @@ if args.validation:
         x_train, y_train, size=len(x_test), seed=1
     )
 num_train = len(x_train)
-print(f"Training on {num_train} digits, evaluating on {len(x_test)} {eval_name} digits.")
+print(
+    f"Training on {num_train} digits, evaluating on {len(x_test)} {eval_name} digits."
+)
 
 """
 ## The recipe
@@ -319,7 +321,12 @@ for (name, model), axis in zip(models.items(), axes[0]):
         if isinstance(layer, vd_classes):
             values = keras.ops.convert_to_numpy(layer.log_alpha).ravel()
             axis.hist(
-                values, bins=64, range=(-8, 8), histtype="step", log=True, label=layer.name
+                values,
+                bins=64,
+                range=(-8, 8),
+                histtype="step",
+                log=True,
+                label=layer.name,
             )
     axis.axvline(3.0, color="black", linestyle="--", linewidth=1)
     axis.set_title(f"{name}: log alpha per weight")
@@ -341,7 +348,10 @@ for (key, result), color in zip(results.items(), ("tab:blue", "tab:orange")):
         label=f"{key} no VD",
     )
     sparsity_axis.plot(
-        epochs_axis, result["sparse_vd"]["sparsity_history"], color=color, linestyle="--"
+        epochs_axis,
+        result["sparse_vd"]["sparsity_history"],
+        color=color,
+        linestyle="--",
     )
 curve_axis.set_xlabel("epoch")
 curve_axis.set_ylabel(f"{eval_name} accuracy (solid, dotted)")
@@ -366,7 +376,9 @@ print(f"Wrote {plot_path}")
 ## Summary
 """
 
-print("| net | accuracy without VD | sparse VD, pruned mean | sparse VD, ensemble | weights pruned |")
+print(
+    "| net | accuracy without VD | sparse VD, pruned mean | sparse VD, ensemble | weights pruned |"
+)
 print("|---|---|---|---|---|")
 for key, result in results.items():
     sparse = result["sparse_vd"]

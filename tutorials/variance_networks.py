@@ -80,9 +80,13 @@ parser.add_argument(
     action="store_true",
     help="Train on full MNIST from keras.datasets (downloads it on first use).",
 )
-parser.add_argument("--epochs", type=int, default=None, help="Default: 20 (5 with --full-mnist).")
+parser.add_argument(
+    "--epochs", type=int, default=None, help="Default: 20 (5 with --full-mnist)."
+)
 parser.add_argument("--learning-rate", type=float, default=3e-3)
-parser.add_argument("--num-samples", type=int, default=20, help="Ensemble size at test time.")
+parser.add_argument(
+    "--num-samples", type=int, default=20, help="Ensemble size at test time."
+)
 parser.add_argument("--seed", type=int, default=0)
 # `parse_known_args` so that the file also runs in a notebook.
 args, _ = parser.parse_known_args()
@@ -229,7 +233,9 @@ matter).
 """
 
 baseline_accuracy = float(
-    np.mean(baseline.predict(x_test, batch_size=500, verbose=0).argmax(axis=-1) == y_test)
+    np.mean(
+        baseline.predict(x_test, batch_size=500, verbose=0).argmax(axis=-1) == y_test
+    )
 )
 final = ks.callbacks.PhaseTransitionMonitor(
     (x_test, y_test), num_samples=num_samples, from_logits=True, batch_size=500
@@ -262,7 +268,9 @@ ensemble and the zero-mean approximation climb to the baseline's accuracy.
 plt = common.pyplot()
 figure, axis = plt.subplots(figsize=(7, 4.5))
 epoch_axis = np.arange(1, epochs + 1)
-axis.plot(epoch_axis, baseline_history["val_accuracy"], "k--", label="deterministic baseline")
+axis.plot(
+    epoch_axis, baseline_history["val_accuracy"], "k--", label="deterministic baseline"
+)
 labels = {
     "val_mean_propagation_accuracy": "mean propagation",
     "val_one_sample_accuracy": "one sample",
@@ -302,7 +310,12 @@ the same blindness as mean propagation.
 """
 
 kappa = ks.diagnostics.curvature_criterion(
-    variance_net, "dense_variance", x_train[:500], y_train[:500], num_probes=2, seed=args.seed
+    variance_net,
+    "dense_variance",
+    x_train[:500],
+    y_train[:500],
+    num_probes=2,
+    seed=args.seed,
 )
 print(f"Curvature criterion at the mean: max |kappa| = {np.abs(kappa).max():.3g}")
 
@@ -315,12 +328,18 @@ for sparsity in sparsities:
     pruned.flat[order[: int(round(sparsity * scale.size))]] = 0.0
     layer.kernel_scale.assign(pruned)
     probs = ks.predict_mc(
-        variance_net, x_test, num_samples=prune_samples, batch_size=500, from_logits=True
+        variance_net,
+        x_test,
+        num_samples=prune_samples,
+        batch_size=500,
+        from_logits=True,
     )
     pruning.append((sparsity, float(np.mean(probs.argmax(axis=-1) == y_test))))
 layer.kernel_scale.assign(scale)
 
-print(f"\n| sparsity of the variance layer | ensemble accuracy ({prune_samples} samples) |")
+print(
+    f"\n| sparsity of the variance layer | ensemble accuracy ({prune_samples} samples) |"
+)
 print("|---|---|")
 for sparsity, accuracy in pruning:
     print(f"| {100 * sparsity:.1f}% | {accuracy:.4f} |")
@@ -330,7 +349,9 @@ figure, axis = plt.subplots(figsize=(6, 4))
 positions = np.arange(len(pruning))
 axis.plot(positions, [a for _, a in pruning], "o-", label="variance network")
 axis.set_xticks(positions, [f"{100 * s:g}" for s, _ in pruning])
-axis.axhline(baseline_accuracy, color="k", linestyle="--", label="deterministic baseline")
+axis.axhline(
+    baseline_accuracy, color="k", linestyle="--", label="deterministic baseline"
+)
 axis.set_xlabel("weights of the variance layer set to zero (%)")
 axis.set_ylabel("test accuracy")
 axis.set_title("Pruning the variance layer by its standard deviations")

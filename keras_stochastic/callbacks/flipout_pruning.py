@@ -12,6 +12,7 @@ from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
 CRITERIA = ("flipout", "magnitude", "random")
 
+
 def saliency(weights, flips, exponent=2):
     """FlipOut saliency `|theta|**exponent / (flips + 1)` (float64 numpy).
 
@@ -41,7 +42,9 @@ def prunable_variables(model, include=None, exclude=None):
             for variable in kernels_lib.kernel_variables(layer):
                 if isinstance(variable, keras.Variable) and variable.trainable:
                     found.setdefault(id(variable), variable)
-        for sublayer in _compat.flatten_layers(layer, include_self=False, recursive=False):
+        for sublayer in _compat.flatten_layers(
+            layer, include_self=False, recursive=False
+        ):
             visit(sublayer, ancestors)
 
     for layer in _compat.flatten_layers(model, include_self=False, recursive=False):

@@ -1,6 +1,5 @@
 """`KLAnnealing`: linear warm-up of the KL weight."""
 
-
 import keras
 
 from keras_stochastic import _validation
@@ -39,7 +38,9 @@ class KLAnnealing(keras.callbacks.Callback):
 
     def __init__(self, warmup_epochs, initial_factor=0.0):
         super().__init__()
-        self.warmup_epochs = _validation.positive_integer("warmup_epochs", warmup_epochs)
+        self.warmup_epochs = _validation.positive_integer(
+            "warmup_epochs", warmup_epochs
+        )
         self.initial_factor = _validation.real(
             "initial_factor", initial_factor, 0.0, 1.0, allowed="a float in [0, 1]"
         )
@@ -76,3 +77,7 @@ class KLAnnealing(keras.callbacks.Callback):
             "warmup_epochs": self.warmup_epochs,
             "initial_factor": self.initial_factor,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,6 +1,5 @@
 """`PhaseTransitionMonitor`: accuracy of four ways to predict with a stochastic model."""
 
-
 import keras
 import numpy as np
 
@@ -85,7 +84,9 @@ class PhaseTransitionMonitor(keras.callbacks.Callback):
         "val_zero_mean_accuracy",
     )
 
-    def __init__(self, validation_data, num_samples=10, from_logits=False, batch_size=256):
+    def __init__(
+        self, validation_data, num_samples=10, from_logits=False, batch_size=256
+    ):
         super().__init__()
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(

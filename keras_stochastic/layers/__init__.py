@@ -4,30 +4,46 @@ from keras_stochastic.layers.convolutional.conv1d_flipout import Conv1DFlipout
 from keras_stochastic.layers.convolutional.conv1d_local_reparameterization import (
     Conv1DLocalReparameterization,
 )
-from keras_stochastic.layers.convolutional.conv1d_reparameterization import Conv1DReparameterization
+from keras_stochastic.layers.convolutional.conv1d_reparameterization import (
+    Conv1DReparameterization,
+)
 from keras_stochastic.layers.convolutional.conv1d_variance import Conv1DVariance
-from keras_stochastic.layers.convolutional.conv1d_variational_dropout import Conv1DVariationalDropout
+from keras_stochastic.layers.convolutional.conv1d_variational_dropout import (
+    Conv1DVariationalDropout,
+)
 from keras_stochastic.layers.convolutional.conv2d_flipout import Conv2DFlipout
 from keras_stochastic.layers.convolutional.conv2d_local_reparameterization import (
     Conv2DLocalReparameterization,
 )
-from keras_stochastic.layers.convolutional.conv2d_reparameterization import Conv2DReparameterization
+from keras_stochastic.layers.convolutional.conv2d_reparameterization import (
+    Conv2DReparameterization,
+)
 from keras_stochastic.layers.convolutional.conv2d_variance import Conv2DVariance
-from keras_stochastic.layers.convolutional.conv2d_variational_dropout import Conv2DVariationalDropout
+from keras_stochastic.layers.convolutional.conv2d_variational_dropout import (
+    Conv2DVariationalDropout,
+)
 from keras_stochastic.layers.convolutional.conv3d_flipout import Conv3DFlipout
 from keras_stochastic.layers.convolutional.conv3d_local_reparameterization import (
     Conv3DLocalReparameterization,
 )
-from keras_stochastic.layers.convolutional.conv3d_reparameterization import Conv3DReparameterization
+from keras_stochastic.layers.convolutional.conv3d_reparameterization import (
+    Conv3DReparameterization,
+)
 from keras_stochastic.layers.convolutional.conv3d_variance import Conv3DVariance
-from keras_stochastic.layers.convolutional.conv3d_variational_dropout import Conv3DVariationalDropout
+from keras_stochastic.layers.convolutional.conv3d_variational_dropout import (
+    Conv3DVariationalDropout,
+)
 from keras_stochastic.layers.core.dense_flipout import DenseFlipout
 from keras_stochastic.layers.core.dense_local_reparameterization import (
     DenseLocalReparameterization,
 )
-from keras_stochastic.layers.core.dense_reparameterization import DenseReparameterization
+from keras_stochastic.layers.core.dense_reparameterization import (
+    DenseReparameterization,
+)
 from keras_stochastic.layers.core.dense_variance import DenseVariance
-from keras_stochastic.layers.core.dense_variational_dropout import DenseVariationalDropout
+from keras_stochastic.layers.core.dense_variational_dropout import (
+    DenseVariationalDropout,
+)
 from keras_stochastic.layers.rnn.gru_flipout import GRUFlipout
 from keras_stochastic.layers.rnn.gru_flipout_cell import GRUFlipoutCell
 from keras_stochastic.layers.rnn.gru_local_reparameterization import (

@@ -108,7 +108,9 @@ class StochasticLayer(keras.layers.Layer):
         """Whether inference samples: a bool tensor, for `ops.cond`."""
         return ops.logical_and(self._sample_at_inference, True)
 
-    def _draw_kernel(self, posterior, inputs, seeds, channel_axis=-1, out_channels=None):
+    def _draw_kernel(
+        self, posterior, inputs, seeds, channel_axis=-1, out_channels=None
+    ):
         """`(draw, weights)`: the estimator's draw of one kernel and its posterior view.
 
         With `_drop_mean_term` set the draw has no mean term (the zero-mean
@@ -127,7 +129,9 @@ class StochasticLayer(keras.layers.Layer):
         """
         self.add_loss(self._kl_weight * weights.kl(self.seed_generator))
 
-    def _stochastic_linear(self, linear, inputs, training, channel_axis=-1, out_channels=None):
+    def _stochastic_linear(
+        self, linear, inputs, training, channel_axis=-1, out_channels=None
+    ):
         """`linear(inputs, kernel)` under the estimator when sampling, the inference kernel otherwise.
 
         Training always samples; otherwise the inference-mode variable
@@ -147,16 +151,29 @@ class StochasticLayer(keras.layers.Layer):
             outputs, weights = sample([self.seed_generator] * estimator.num_seeds)
         else:
             seeds = rng.predraw(self.seed_generator, estimator.num_seeds)
-            outputs = ops.cond(
-                self._sampling(),
+            outputs = self._switch(
+                training,
                 lambda: sample(seeds)[0],
-                lambda: estimators_lib.MEAN(linear, inputs, self.posterior(dtype), None),
+                lambda: estimators_lib.MEAN(
+                    linear, inputs, self.posterior(dtype), None
+                ),
             )
             # A separate view: in predict functions this KL feeds nothing and
             # is pruned, and the mean branch computes no standard deviations.
             weights = self.posterior(dtype)
         self._add_kl(weights)
         return outputs
+
+    def _switch(self, training, sample_fn, mean_fn):
+        """`sample_fn()` when training, else the branch the inference mode chooses.
+
+        The choice is an `ops.cond` on the inference-mode variable, so that
+        `ks.set_inference` reaches compiled functions; neither branch may
+        advance a seed generator (JAX), hence the predrawn seeds.
+        """
+        if training:
+            return sample_fn()
+        return ops.cond(self._sampling(), sample_fn, mean_fn)
 
     def _prunable_variables(self):
         """The kernel variables a pruning callback may mask (never biases)."""

@@ -4,8 +4,8 @@ import warnings
 
 from keras_stochastic import estimators as estimators_lib
 from keras_stochastic import posteriors
-from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
 from keras_stochastic.layers.base_stochastic import StochasticLayer
+from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
 
 # Gaussian weights have an exact local reparameterization (the cheapest in
 # random numbers, with the lowest gradient variance); the other distributions
@@ -22,7 +22,10 @@ def resolve_estimator(distribution, estimator):
     """The estimator for `distribution`: its default when `estimator` is None."""
     if estimator is None:
         return DEFAULT_ESTIMATORS[distribution]
-    if estimators_lib.get(estimator).requires_gaussian_weights and distribution != "gaussian":
+    if (
+        estimators_lib.get(estimator).requires_gaussian_weights
+        and distribution != "gaussian"
+    ):
         raise ValueError(
             f"Argument `estimator` cannot be {estimator!r} for "
             f"distribution={distribution!r}: it samples Gaussian pre-activations, "

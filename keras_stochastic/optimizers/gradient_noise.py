@@ -10,7 +10,6 @@ from keras_stochastic import _compat
 from keras_stochastic import _validation
 from keras_stochastic import rng
 
-
 SCALE_BY = ("gradient", "parameter")
 
 
@@ -289,7 +288,9 @@ class GradientNoise(keras.optimizers.Optimizer):
         flips = [None] * len(_compat.optimizer_variables(self))
         for i in indices:
             masks[i] = self.add_variable_from_reference(
-                _compat.optimizer_variables(self)[i], name="pruning_mask", initializer="ones"
+                _compat.optimizer_variables(self)[i],
+                name="pruning_mask",
+                initializer="ones",
             )
         for i in indices:
             variable = _compat.optimizer_variables(self)[i]

@@ -168,7 +168,9 @@ class VariationalDropoutPosterior:
         self._log_variance_identifier = log_variance_initializer
         if log_variance_initializer is None:
             log_variance_initializer = (
-                DEFAULT_LOG_SIGMA2 if parameterization == "additive" else DEFAULT_LOG_ALPHA
+                DEFAULT_LOG_SIGMA2
+                if parameterization == "additive"
+                else DEFAULT_LOG_ALPHA
             )
         self.log_variance_initializer = get_log_initializer(
             log_variance_initializer, "log_variance_initializer"

@@ -11,6 +11,7 @@ from keras_stochastic import rng
 from keras_stochastic.kl import STDDEV_FLOOR
 from keras_stochastic.kl import softplus
 
+
 def get_stddev_initializer(identifier, name="kernel_stddev_initializer"):
     """A positive number means a constant standard deviation."""
     if isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
@@ -37,7 +38,9 @@ def inverse_softplus(values):
 class InverseSoftplusInitializer(keras.initializers.Initializer):
     """Initializes `rho` so that `softplus(rho) + floor` follows `stddev_initializer`."""
 
-    def __init__(self, stddev_initializer, floor=STDDEV_FLOOR, name="kernel_stddev_initializer"):
+    def __init__(
+        self, stddev_initializer, floor=STDDEV_FLOOR, name="kernel_stddev_initializer"
+    ):
         self.stddev_initializer = stddev_initializer
         self.floor = floor
         self.name = name

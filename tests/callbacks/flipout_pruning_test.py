@@ -49,7 +49,9 @@ class _MaskHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self.model.optimizer
         self.masks.append(_masks(optimizer))
-        self.kernels.append([testing.to_numpy(v) for v, _, _ in optimizer.pruning_slots()])
+        self.kernels.append(
+            [testing.to_numpy(v) for v, _, _ in optimizer.pruning_slots()]
+        )
 
 
 def test_schedule_exact_sparsity_and_zeros_stay_zero():
@@ -64,7 +66,9 @@ def test_schedule_exact_sparsity_and_zeros_stay_zero():
     )
     total = 8 * 16 + 16 * 4
     expected = [0, 0.5, 0.5, 0.75, 0.75, 0.875, 0.875, 0.875]
-    for got, want, events in zip(history.history["sparsity"], expected, [0, 1, 1, 2, 2, 3, 3, 3]):
+    for got, want, events in zip(
+        history.history["sparsity"], expected, [0, 1, 1, 2, 2, 3, 3, 3]
+    ):
         assert abs(got - want) * total <= max(events, 1)
     assert int(testing.to_numpy(optimizer.pruning_events)) == 3
     final = history_cb.masks[-1]
@@ -88,9 +92,7 @@ def test_schedule_exact_sparsity_and_zeros_stay_zero():
 def test_flips_are_counted_inside_the_compiled_step():
     # d loss / d w_i = x_i = 1 for a batch of ones, so SGD(0.25) without noise
     # moves every weight by exactly -0.25 per step (dyadic: no rounding).
-    model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(1, use_bias=False)]
-    )
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, use_bias=False)])
     model.layers[0].kernel.assign(np.array([[0.5], [0.375], [-1.0], [2.0]], "float32"))
     optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.25), scale=0.0)
     model.compile(optimizer, lambda y_true, y_pred: ops.sum(y_pred, axis=-1))
@@ -99,7 +101,7 @@ def test_flips_are_counted_inside_the_compiled_step():
     model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[pruning])
     # 0.5 -> 0.25 -> 0 -> -0.25: two flips (sign(0) = 0); 0.375 -> 0.125 ->
     # -0.125 -> -0.375: one; -1 and 2 keep their signs.
-    (_, _, flips), = optimizer.pruning_slots()
+    ((_, _, flips),) = optimizer.pruning_slots()
     np.testing.assert_array_equal(testing.to_numpy(flips).ravel(), [2, 1, 0, 0])
 
 
@@ -112,7 +114,7 @@ def _callback_at_train_begin(model, epochs=10, **kwargs):
 
 
 def _set_state(optimizer, weights, flips):
-    (variable, _, flip), = optimizer.pruning_slots()
+    ((variable, _, flip),) = optimizer.pruning_slots()
     variable.assign(np.asarray(weights, "float32").reshape(variable.shape))
     flip.assign(np.asarray(flips, "float32").reshape(variable.shape))
 
@@ -129,10 +131,10 @@ def _set_state(optimizer, weights, flips):
         ("magnitude", 2, [0.1, -0.2, 0.3, -0.4, 0.5, 0.6, -0.7, 0.8], [0, 1, 2, 3]),
     ],
 )
-def test_saliency_ordering_on_hand_made_flip_histories(criterion, exponent, weights, pruned):
-    model = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(1, use_bias=False)]
-    )
+def test_saliency_ordering_on_hand_made_flip_histories(
+    criterion, exponent, weights, pruned
+):
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, use_bias=False)])
     optimizer = _compile(model, scale=0.0)
     callback = _callback_at_train_begin(
         model, prune_every=1, criterion=criterion, exponent=exponent
@@ -196,15 +198,16 @@ def test_prunable_variables_of_keras_and_keras_stochastic_layers():
         for v in flipout_pruning.prunable_variables(model, exclude=["lstm", "head"])
     ]
     assert paths == ["conv/kernel", "flipout/kernel_mean"]
-    paths = [v.path for v in flipout_pruning.prunable_variables(model, include=["lstm"])]
+    paths = [
+        v.path for v in flipout_pruning.prunable_variables(model, include=["lstm"])
+    ]
     assert paths == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel"]
     # keras_stochastic recurrent layers: the cell's two posterior means.
     recurrent = keras.Sequential(
         [keras.Input((3, 2)), ks.layers.GRUFlipout(4, name="gru")]
     )
     paths = [
-        v.path.split("/", 1)[1]
-        for v in flipout_pruning.prunable_variables(recurrent)
+        v.path.split("/", 1)[1] for v in flipout_pruning.prunable_variables(recurrent)
     ]
     assert paths == [
         "gru/gru_flipout_cell/kernel_mean",
@@ -226,8 +229,14 @@ def test_pruning_keras_stochastic_layers_in_a_compiled_fit():
     )
     optimizer = _compile(model, keras.optimizers.Adam(0.01))
     x, y = _data(32)
-    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0,
-                        callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.75)])
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        verbose=0,
+        callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.75)],
+    )
     assert [v.path.split("/", 1)[1] for v in optimizer.pruned_variables] == [
         "gauss/kernel_mean",
         "variance/kernel_scale",
@@ -256,8 +265,15 @@ def test_backup_and_restore_resumes_pruning(tmp_path):
         model = _mlp(seed=5)
         optimizer = _compile(model, seed=2)
         pruning = ks.callbacks.FlipOutPruning(target_sparsity=0.875)
-        model.fit(x, y, batch_size=16, epochs=8, shuffle=False, verbose=0,
-                  callbacks=callbacks(pruning))
+        model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=8,
+            shuffle=False,
+            verbose=0,
+            callbacks=callbacks(pruning),
+        )
         return model, optimizer
 
     _, reference = run(lambda pruning: [pruning])
@@ -272,7 +288,9 @@ def test_backup_and_restore_resumes_pruning(tmp_path):
     assert int(testing.to_numpy(resumed.pruning_events)) == 3
     for got, want in zip(_masks(resumed), _masks(reference)):
         np.testing.assert_array_equal(got, want)
-    for (_, _, got), (_, _, want) in zip(resumed.pruning_slots(), reference.pruning_slots()):
+    for (_, _, got), (_, _, want) in zip(
+        resumed.pruning_slots(), reference.pruning_slots()
+    ):
         np.testing.assert_allclose(testing.to_numpy(got), testing.to_numpy(want))
 
 
@@ -280,8 +298,14 @@ def test_save_and_reload_keeps_pruning_state(tmp_path):
     model = _mlp()
     optimizer = _compile(model)
     x, y = _data()
-    model.fit(x, y, batch_size=16, epochs=3, verbose=0,
-              callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)])
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        verbose=0,
+        callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)],
+    )
     restored = testing.save_and_reload(model, tmp_path)
     assert [v.path[-13:] for v in restored.optimizer.pruned_variables] == [
         "hidden/kernel",
@@ -305,8 +329,14 @@ def test_mixed_float16_fit_with_adam():
     model = _mlp()
     optimizer = _compile(model, keras.optimizers.Adam(0.01))
     x, y = _data(32)
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0,
-                        callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)])
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)],
+    )
     assert history.history["sparsity"] == [0.5, 0.5]
     assert np.isfinite(history.history["loss"]).all()
     # A second epoch of Adam (whose moments of pruned weights are not zero)
@@ -319,9 +349,16 @@ def test_fails_at_once_without_gradient_noise():
     model = _mlp()
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
     x, y = _data(8)
-    with pytest.raises(ValueError, match="GradientNoise.*scale=0.0.*Received: optimizer="):
-        model.fit(x, y, epochs=1, verbose=0,
-                  callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)])
+    with pytest.raises(
+        ValueError, match="GradientNoise.*scale=0.0.*Received: optimizer="
+    ):
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[ks.callbacks.FlipOutPruning(prune_every=1)],
+        )
 
 
 def test_fails_without_prunable_weights():
@@ -329,9 +366,15 @@ def test_fails_without_prunable_weights():
     _compile(model)
     x, y = _data(8)
     with pytest.raises(ValueError, match="no prunable weights"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[
-            ks.callbacks.FlipOutPruning(prune_every=1, exclude=["hidden", "logits"])
-        ])
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[
+                ks.callbacks.FlipOutPruning(prune_every=1, exclude=["hidden", "logits"])
+            ],
+        )
 
 
 def test_fails_when_fit_is_too_short_for_the_target():
@@ -339,9 +382,13 @@ def test_fails_when_fit_is_too_short_for_the_target():
     _compile(model)
     x, y = _data(8)
     with pytest.raises(ValueError, match="needs 10 pruning events.*at least 11 epochs"):
-        model.fit(x, y, epochs=5, verbose=0, callbacks=[
-            ks.callbacks.FlipOutPruning(target_sparsity=0.999)
-        ])
+        model.fit(
+            x,
+            y,
+            epochs=5,
+            verbose=0,
+            callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.999)],
+        )
 
 
 def test_derived_schedule_matches_the_paper():
@@ -350,7 +397,10 @@ def test_derived_schedule_matches_the_paper():
     model = _mlp()
     _compile(model)
     for target, events, interval in [
-        (0.999, 10, 32), (0.75, 2, 117), (0.9375, 4, 70), (0.984375, 6, 50),
+        (0.999, 10, 32),
+        (0.75, 2, 117),
+        (0.9375, 4, 70),
+        (0.984375, 6, 50),
         (0.99609375, 8, 39),
     ]:
         callback = _callback_at_train_begin(model, epochs=350, target_sparsity=target)
@@ -360,8 +410,12 @@ def test_derived_schedule_matches_the_paper():
 
 def test_config_roundtrip():
     callback = ks.callbacks.FlipOutPruning(
-        target_sparsity=0.9, prune_rate=0.3, exponent=1, criterion="magnitude",
-        exclude=["head"], seed=4,
+        target_sparsity=0.9,
+        prune_rate=0.3,
+        exponent=1,
+        criterion="magnitude",
+        exclude=["head"],
+        seed=4,
     )
     restored = testing.config_roundtrip(callback)
     assert restored.get_config() == callback.get_config()
@@ -370,13 +424,21 @@ def test_config_roundtrip():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"target_sparsity": 1.0}, ValueError, r"in \[0, 1\). Received: target_sparsity=1.0"),
+        (
+            {"target_sparsity": 1.0},
+            ValueError,
+            r"in \[0, 1\). Received: target_sparsity=1.0",
+        ),
         ({"target_sparsity": -0.1}, ValueError, "Received: target_sparsity=-0.1"),
-        ({"target_sparsity": "high"}, ValueError, "Received: target_sparsity='high'"),
+        ({"target_sparsity": "high"}, TypeError, "Received: target_sparsity='high'"),
         ({"prune_rate": 0.0}, ValueError, r"in \(0, 1\). Received: prune_rate=0.0"),
         ({"prune_rate": 1.0}, ValueError, "Received: prune_rate=1.0"),
         ({"prune_every": 0}, ValueError, "Received: prune_every=0"),
-        ({"target_sparsity": None}, ValueError, "Received: target_sparsity=None, prune_every=None"),
+        (
+            {"target_sparsity": None},
+            ValueError,
+            "Received: target_sparsity=None, prune_every=None",
+        ),
         ({"exponent": -1}, ValueError, "Received: exponent=-1"),
         ({"criterion": "snip"}, ValueError, "Received: criterion='snip'"),
         ({"exclude": "head"}, TypeError, "Received: exclude='head'"),
@@ -388,3 +450,55 @@ def test_bad_arguments(kwargs, error, message):
     kwargs.setdefault("target_sparsity", 0.9)
     with pytest.raises(error, match=message):
         ks.callbacks.FlipOutPruning(**kwargs)
+
+
+def test_prunes_depthwise_convolutions():
+    # Keras 3 names the depthwise kernel of DepthwiseConv1D/2D `kernel` (only
+    # SeparableConv has a `depthwise_kernel`): it must be ranked and pruned.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 4)),
+            keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise"),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, name="logits"),
+        ]
+    )
+    kernels = {
+        "depthwise": 3 * 3 * 4 * 2,
+        "conv": 3 * 3 * 8 * 4,
+        "logits": 4 * 4 * 4 * 4,
+    }
+    # Every kernel i.i.d. N(0, 1), so that global magnitude ranking prunes
+    # each layer by about the target fraction (initializers scale layers
+    # differently, which would make the per-layer split arbitrary).
+    rng = np.random.default_rng(0)
+    for name in kernels:
+        kernel = model.get_layer(name).kernel
+        kernel.assign(rng.normal(size=kernel.shape).astype("float32"))
+    # scale=0 and a tiny learning rate: plain global magnitude pruning of
+    # weights that barely move during the three epochs.
+    optimizer = _compile(model, keras.optimizers.SGD(1e-3), scale=0.0)
+    x = rng.normal(size=(32, 8, 8, 4)).astype("float32")
+    y = rng.integers(0, 4, size=32).astype("int32")
+    pruning = ks.callbacks.FlipOutPruning(target_sparsity=0.75, criterion="magnitude")
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[pruning])
+
+    assert [v.path.split("/", 1)[1] for v in optimizer.pruned_variables] == [
+        "depthwise/kernel",
+        "conv/kernel",
+        "logits/kernel",
+    ]
+    report = ks.sparsity(model)
+    # 72 weights each pruned with probability ~0.75: binomial standard error
+    # 0.05, so 0.5 is five standard errors below the expectation.
+    assert report["depthwise"]["fraction"] > 0.5, (
+        f"depthwise kernel not pruned: {report['depthwise']}"
+    )
+    total = sum(kernels.values())
+    assert report["global"]["total"] == total
+    assert report["global"]["zeros"] == round(0.75 * total)
+    assert history.history["sparsity"][-1] == pytest.approx(0.75, abs=1 / total)
+    for variable, mask, _ in optimizer.pruning_slots():
+        assert np.all(testing.to_numpy(variable)[testing.to_numpy(mask) == 0] == 0.0)

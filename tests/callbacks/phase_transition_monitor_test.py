@@ -71,10 +71,14 @@ def test_zero_mean_approximation_drops_the_mean():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(400, 2)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
-    layer = ks.layers.DenseFlipout(2, use_bias=False, kernel_stddev_initializer=1e-4, seed=3)
+    layer = ks.layers.DenseFlipout(
+        2, use_bias=False, kernel_stddev_initializer=1e-4, seed=3
+    )
     model = testing.sequential(layer, (2,))
     layer.kernel_mean.assign(np.array([[-1.0, 1.0], [0.0, 0.0]], "float32"))
-    monitor = ks.callbacks.PhaseTransitionMonitor((x, y), num_samples=3, from_logits=True)
+    monitor = ks.callbacks.PhaseTransitionMonitor(
+        (x, y), num_samples=3, from_logits=True
+    )
     monitor.set_model(model)
     for _ in range(2):
         accuracies = monitor.evaluate()
@@ -99,13 +103,73 @@ def test_accuracy_with_one_hot_labels_and_one_unit():
 
 def test_bad_arguments():
     x, y = _data(8)
-    with pytest.raises(ValueError, match=r"`validation_data` must be a tuple `\(x, y\)`"):
+    with pytest.raises(
+        ValueError, match=r"`validation_data` must be a tuple `\(x, y\)`"
+    ):
         ks.callbacks.PhaseTransitionMonitor(x)
     with pytest.raises(ValueError, match=r"Received: num_samples=0"):
         ks.callbacks.PhaseTransitionMonitor((x, y), num_samples=0)
-    with pytest.raises(ValueError, match=r"Received: batch_size=2.5"):
+    with pytest.raises(TypeError, match=r"Received: batch_size=2.5"):
         ks.callbacks.PhaseTransitionMonitor((x, y), batch_size=2.5)
     with pytest.raises(TypeError, match=r"Received: from_logits='yes'"):
         ks.callbacks.PhaseTransitionMonitor((x, y), from_logits="yes")
     config = ks.callbacks.PhaseTransitionMonitor((x, y), num_samples=3).get_config()
     assert config == {"num_samples": 3, "from_logits": False, "batch_size": 256}
+
+
+def _recurrent_pair(cls, means_scale):
+    """Two equal-seeded models, one with random kernel means, one with zeros.
+
+    Biases and posterior stddevs are equal; only the kernel and recurrent
+    kernel means differ.
+    """
+    rng = np.random.default_rng(5)
+    models = []
+    for scale in (means_scale, 0.0):
+        layer = cls(4, return_sequences=True, kernel_stddev_initializer=0.3, seed=11)
+        model = testing.sequential(layer, (5, 3))
+        for mean in (layer.kernel_mean, layer.recurrent_kernel_mean):
+            mean.assign(scale * rng.normal(size=mean.shape).astype("float32"))
+        models.append(model)
+    return models
+
+
+@pytest.mark.parametrize(
+    "cls", [ks.layers.LSTMFlipout, ks.layers.SimpleRNNLocalReparameterization]
+)
+def test_zero_mean_approximation_drops_the_recurrent_kernel_means(cls):
+    # The zero-mean approximation samples with the mean term dropped from the
+    # estimator, so only the noise term remains: with the flag set, a layer
+    # whose kernel means are large and random must give exactly what the same
+    # layer (same seed, stddevs and bias) with zero kernel means gives.
+    x = np.random.default_rng(6).normal(size=(6, 5, 3)).astype("float32")
+    y = np.zeros(6, "int32")
+    with_means, zero_means = _recurrent_pair(cls, means_scale=3.0)
+
+    def zero_mean_outputs(model):
+        layers = ks.inference.stochastic_layers(model)
+        # The route of `val_zero_mean_accuracy`: a predict function traced
+        # with `_drop_mean_term` set (ensemble of 2 samples, raw outputs)...
+        monitor = ks.callbacks.PhaseTransitionMonitor((x, y), num_samples=2)
+        monitor.set_model(model)
+        ensemble = monitor._zero_mean_ensemble(layers, x)
+        assert not any(layer._drop_mean_term for layer in layers)
+        # ...and an eager training-mode sample under the same switch.
+        with ks.inference._switched_modes(layers, drop_mean_term=True):
+            sample = testing.to_numpy(model(x, training=True))
+        return ensemble, sample
+
+    # Not trivial: the means do change the ordinary (mean-term) samples...
+    ordinary = [testing.to_numpy(m(x, training=True)) for m in (with_means, zero_means)]
+    assert np.abs(ordinary[0] - ordinary[1]).max() > 0.1
+    got, want = zero_mean_outputs(with_means), zero_mean_outputs(zero_means)
+    # ...and the zero-mean outputs vary across examples and steps (the noise
+    # term is there).
+    assert want[1].std() > 0.05
+    for name, a, b in zip(("ensemble", "training sample"), got, want):
+        np.testing.assert_allclose(
+            a,
+            b,
+            atol=1e-5,
+            err_msg=f"{cls.__name__}: zero-mean {name} depends on the kernel means",
+        )

@@ -11,11 +11,19 @@ from benchmarks import pruning_step
 
 
 def test_flipout_pruning_sweep_writes_and_resumes(tmp_path, monkeypatch):
-    (x_train, y_train), (x_test, y_test) = flipout_pruning.common.load_mnist(flatten=True)
+    (x_train, y_train), (x_test, y_test) = flipout_pruning.common.load_mnist(
+        flatten=True
+    )
     small = ((x_train[:256], y_train[:256]), (x_test[:100], y_test[:100]))
     monkeypatch.setattr(flipout_pruning.common, "load_mnist", lambda **kwargs: small)
-    argv = ["--epochs=3", "--compressions=2", "--seeds=0", "--methods=magnitude",
-            f"--output-dir={tmp_path}", "--name=tiny"]
+    argv = [
+        "--epochs=3",
+        "--compressions=2",
+        "--seeds=0",
+        "--methods=magnitude",
+        f"--output-dir={tmp_path}",
+        "--name=tiny",
+    ]
     flipout_pruning.main(argv)
     with open(tmp_path / "tiny.json") as f:
         first = json.load(f)
@@ -31,8 +39,15 @@ def test_flipout_pruning_sweep_writes_and_resumes(tmp_path, monkeypatch):
 
 
 def test_pruning_step_tiny(tmp_path):
-    pruning_step.main(["--steps=3", "--rounds=1", "--warmup-rounds=0",
-                       "--variants=plain,flipout", f"--output-dir={tmp_path}"])
+    pruning_step.main(
+        [
+            "--steps=3",
+            "--rounds=1",
+            "--warmup-rounds=0",
+            "--variants=plain,flipout",
+            f"--output-dir={tmp_path}",
+        ]
+    )
     (path,) = tmp_path.glob("pruning_step_*.json")
     with open(path) as f:
         payload = json.load(f)

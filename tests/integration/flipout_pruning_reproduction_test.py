@@ -17,7 +17,9 @@ def test_flipout_at_least_as_accurate_as_global_magnitude_at_99_6_percent():
     accuracy = {
         method: np.array(
             [
-                flipout_pruning.train(method, sparsity, seed, data, epochs=200)["accuracy"]
+                flipout_pruning.train(method, sparsity, seed, data, epochs=200)[
+                    "accuracy"
+                ]
                 for seed in (0, 1, 2)
             ]
         )

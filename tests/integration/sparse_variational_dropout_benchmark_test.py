@@ -26,7 +26,11 @@ def _result(seed, baseline, sparse, zeros):
                 },
             }
         },
-        "run": {"tutorial_command": "python tutorials/x.py", "wall_seconds": 3.0, "cpu_seconds": 2.0},
+        "run": {
+            "tutorial_command": "python tutorials/x.py",
+            "wall_seconds": 3.0,
+            "cpu_seconds": 2.0,
+        },
     }
 
 

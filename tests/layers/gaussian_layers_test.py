@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import keras_stochastic as ks
 from tests import testing
@@ -59,10 +58,10 @@ def test_config_roundtrip_and_weight_counts(family, estimator):
     assert len(layer.trainable_weights) == 3
     # One KL term and one kernel regularization term.
     assert len(layer.losses) == 2
-    assert tuple(outputs.shape) == tuple(layer.compute_output_shape((4,) + FAMILIES[family][2]))
-    np.testing.assert_allclose(
-        testing.to_numpy(layer.kernel_stddev), 0.03, rtol=1e-5
+    assert tuple(outputs.shape) == tuple(
+        layer.compute_output_shape((4,) + FAMILIES[family][2])
     )
+    np.testing.assert_allclose(testing.to_numpy(layer.kernel_stddev), 0.03, rtol=1e-5)
 
     no_bias = make(family, estimator, use_bias=False)
     no_bias(inputs(family))
@@ -89,10 +88,13 @@ def test_fit_predict_save_and_reload(family, estimator, tmp_path):
     mean = model.predict(x, verbose=0)
     np.testing.assert_array_equal(mean, model.predict(x, verbose=0))
     reloaded = testing.save_and_reload(model, tmp_path)
-    np.testing.assert_allclose(reloaded.predict(x, verbose=0), mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), mean, rtol=1e-6, atol=1e-6
+    )
     layer = reloaded.layers[0]
     np.testing.assert_array_equal(
-        testing.to_numpy(layer.kernel_mean), testing.to_numpy(model.layers[0].kernel_mean)
+        testing.to_numpy(layer.kernel_mean),
+        testing.to_numpy(model.layers[0].kernel_mean),
     )
 
 
@@ -124,17 +126,31 @@ def test_jit_compiled_train_step():
             ks.layers.DenseReparameterization(2, seed=3),
         ]
     )
-    loss = testing.fit_steps(model, x, np.zeros((8, 2)), steps=2, batch_size=4, jit_compile=True)
+    loss = testing.fit_steps(
+        model, x, np.zeros((8, 2)), steps=2, batch_size=4, jit_compile=True
+    )
     assert model.jit_compile is True and np.isfinite(loss)
 
 
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"kl_weight": -1.0}, "Argument `kl_weight` must be a non-negative, finite float. Received: kl_weight=-1.0"),
-        ({"inference": "median"}, "Argument `inference` must be one of \\['mean', 'sample'\\]. Received: inference='median'"),
-        ({"kernel_stddev_initializer": 0.0}, "must produce positive standard deviations. Received: kernel_stddev_initializer=0.0"),
-        ({"kernel_stddev_initializer": "no_such"}, "Received: kernel_stddev_initializer='no_such'"),
+        (
+            {"kl_weight": -1.0},
+            "Argument `kl_weight` must be a non-negative, finite float. Received: kl_weight=-1.0",
+        ),
+        (
+            {"inference": "median"},
+            "Argument `inference` must be one of \\['mean', 'sample'\\]. Received: inference='median'",
+        ),
+        (
+            {"kernel_stddev_initializer": 0.0},
+            "must produce positive standard deviations. Received: kernel_stddev_initializer=0.0",
+        ),
+        (
+            {"kernel_stddev_initializer": "no_such"},
+            "Received: kernel_stddev_initializer='no_such'",
+        ),
         ({"prior": "cauchy"}, "Argument `prior` must be .* Received: prior='cauchy'"),
         ({"prior": lambda x: x}, "Argument `prior` must be"),
     ],
@@ -161,7 +177,9 @@ def test_bad_types_and_shapes():
         ks.layers.Conv2DFlipout(3, 3, padding="causal")
     stddev = keras.initializers.RandomNormal(0.0, 1.0)
     layer = ks.layers.DenseFlipout(3, kernel_stddev_initializer=stddev)
-    with pytest.raises(ValueError, match="must produce standard deviations greater than"):
+    with pytest.raises(
+        ValueError, match="must produce standard deviations greater than"
+    ):
         layer.build((None, 4))
 
 
@@ -182,13 +200,31 @@ def test_kernel_regularizer_and_constraint_apply_to_the_mean():
 def test_conv_options_match_keras_twin_in_mean_mode():
     rng = np.random.default_rng(0)
     cases = [
-        (ks.layers.Conv1DFlipout, keras.layers.Conv1D, dict(filters=4, kernel_size=3, padding="causal", dilation_rate=2), (2, 9, 2)),
-        (ks.layers.Conv2DLocalReparameterization, keras.layers.Conv2D, dict(filters=4, kernel_size=3, strides=2, padding="same", groups=2), (2, 7, 7, 4)),
-        (ks.layers.Conv3DReparameterization, keras.layers.Conv3D, dict(filters=2, kernel_size=2, data_format="channels_first"), (2, 3, 4, 4, 3)),
+        (
+            ks.layers.Conv1DFlipout,
+            keras.layers.Conv1D,
+            dict(filters=4, kernel_size=3, padding="causal", dilation_rate=2),
+            (2, 9, 2),
+        ),
+        (
+            ks.layers.Conv2DLocalReparameterization,
+            keras.layers.Conv2D,
+            dict(filters=4, kernel_size=3, strides=2, padding="same", groups=2),
+            (2, 7, 7, 4),
+        ),
+        (
+            ks.layers.Conv3DReparameterization,
+            keras.layers.Conv3D,
+            dict(filters=2, kernel_size=2, data_format="channels_first"),
+            (2, 3, 4, 4, 3),
+        ),
     ]
     for cls, twin_cls, kwargs, shape in cases:
         x = rng.normal(size=shape).astype("float32")
-        if kwargs.get("data_format") == "channels_first" and testing.BACKEND == "tensorflow":
+        if (
+            kwargs.get("data_format") == "channels_first"
+            and testing.BACKEND == "tensorflow"
+        ):
             continue  # TF's CPU kernels have no channels_first Conv3D.
         layer = cls(**kwargs, seed=0)
         twin = twin_cls(**kwargs)

@@ -20,7 +20,11 @@ LAYERS = [
 LAYER_IDS = [spec[0].__name__ for spec in LAYERS]
 
 # Fourth moment of the unit noise eps in w = scale * eps, and its variance.
-NOISE_MOMENTS = {"gaussian": (3.0, 1.0), "bernoulli": (1.0, 1.0), "uniform": (0.2, 1 / 3)}
+NOISE_MOMENTS = {
+    "gaussian": (3.0, 1.0),
+    "bernoulli": (1.0, 1.0),
+    "uniform": (0.2, 1 / 3),
+}
 
 MEAN_WARNING = "predictions will not depend on the input"
 
@@ -90,7 +94,10 @@ def test_build_call_counts_fit_and_save(cls, args, input_shape, output_shape, tm
 
 @pytest.mark.parametrize(
     "cls, args, input_shape, output_shape, distribution",
-    [spec + (d,) for spec, d in zip(LAYERS, ["gaussian", "bernoulli", "uniform", "gaussian"])],
+    [
+        spec + (d,)
+        for spec, d in zip(LAYERS, ["gaussian", "bernoulli", "uniform", "gaussian"])
+    ],
     ids=LAYER_IDS,
 )
 def test_mixed_float16(cls, args, input_shape, output_shape, distribution):
@@ -110,9 +117,14 @@ def test_mixed_float16(cls, args, input_shape, output_shape, distribution):
 
 @pytest.mark.parametrize("cls, args, input_shape, output_shape", LAYERS, ids=LAYER_IDS)
 def test_bad_arguments(cls, args, input_shape, output_shape):
-    with pytest.raises(ValueError, match=r"`distribution` must be one of .*Received: distribution='cauchy'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`distribution` must be one of .*Received: distribution='cauchy'",
+    ):
         cls(*args, distribution="cauchy")
-    with pytest.raises(ValueError, match=r"`estimator` must be one of .*Received: estimator='lrt'"):
+    with pytest.raises(
+        ValueError, match=r"`estimator` must be one of .*Received: estimator='lrt'"
+    ):
         cls(*args, estimator="lrt")
     for distribution in ("bernoulli", "uniform"):
         with pytest.raises(
@@ -135,7 +147,9 @@ def test_bad_arguments(cls, args, input_shape, output_shape):
 
 
 @pytest.mark.parametrize("cls, args, input_shape, output_shape", LAYERS, ids=LAYER_IDS)
-def test_mean_inference_warns_and_ignores_the_input(cls, args, input_shape, output_shape):
+def test_mean_inference_warns_and_ignores_the_input(
+    cls, args, input_shape, output_shape
+):
     with pytest.warns(UserWarning, match=MEAN_WARNING):
         layer = cls(*args, inference="mean", bias_initializer="ones")
     x = _inputs(input_shape, batch=3)
@@ -164,7 +178,11 @@ def test_mean_inference_warns_and_ignores_the_input(cls, args, input_shape, outp
 
 def test_kernel_stddev_and_variance_per_distribution():
     scale = np.array([[-2.0, 0.5], [0.0, 3.0]], "float32")
-    for distribution, factor in (("gaussian", 1.0), ("bernoulli", 1.0), ("uniform", 1 / 3)):
+    for distribution, factor in (
+        ("gaussian", 1.0),
+        ("bernoulli", 1.0),
+        ("uniform", 1 / 3),
+    ):
         layer = ks.layers.DenseVariance(2, distribution=distribution)
         layer.build((None, 2))
         layer.kernel_scale.assign(scale)
@@ -196,7 +214,9 @@ def test_noise_support_bernoulli_and_uniform():
             assert np.all(np.abs(noise) <= np.abs(scale))
 
 
-@pytest.mark.parametrize("estimator", ["local_reparameterization", "flipout", "reparameterization"])
+@pytest.mark.parametrize(
+    "estimator", ["local_reparameterization", "flipout", "reparameterization"]
+)
 def test_zero_scale_equals_keras_dense_with_zero_kernel(estimator):
     x = _inputs((4,), batch=5)
     layer = ks.layers.DenseVariance(
@@ -216,7 +236,9 @@ def test_zero_scale_equals_keras_dense_with_zero_kernel(estimator):
 @pytest.mark.parametrize("distribution", ["gaussian", "bernoulli", "uniform"])
 def test_same_seed_same_output(distribution):
     x = _inputs((4,), batch=5)
-    layers = [ks.layers.DenseVariance(3, distribution=distribution, seed=s) for s in (7, 7, 8)]
+    layers = [
+        ks.layers.DenseVariance(3, distribution=distribution, seed=s) for s in (7, 7, 8)
+    ]
     for layer in layers:
         layer.build((None, 4))
         layer.set_weights(layers[0].get_weights())
@@ -285,7 +307,12 @@ def test_conv2d_output_moments(distribution, estimator):
     patch = np.array([[1.0, -2.0], [0.5, 1.5]], "float32")
     column_scale = np.array([0.7, -0.3, 1.5, 0.2], "float32")
     layer = ks.layers.Conv2DVariance(
-        num_filters, 2, distribution=distribution, estimator=estimator, use_bias=False, seed=4
+        num_filters,
+        2,
+        distribution=distribution,
+        estimator=estimator,
+        use_bias=False,
+        seed=4,
     )
     layer.build((None, 2, 2, 1))
     layer.kernel_scale.assign(
@@ -303,7 +330,9 @@ def test_flipout_decorrelates_examples(distribution):
     num_columns = 20000
     x = np.array([[1.0, -2.0, 0.5]] * 2, "float32")
     column_scale = np.array([0.7, -0.3, 1.5], "float32")
-    flipout = _replicated_dense(distribution, "flipout", x, column_scale, 0.0, num_columns)
+    flipout = _replicated_dense(
+        distribution, "flipout", x, column_scale, 0.0, num_columns
+    )
     outputs = testing.to_numpy(flipout(x, training=True))
     product = outputs[0] * outputs[1]
     assert abs(product.mean()) < testing.sample_tolerance(product.std(), num_columns)

@@ -42,8 +42,10 @@ LAYER_IDS = [cls.__name__ for cls, *_ in LAYERS]
 def molchanov(log_alpha):
     """Molchanov et al.'s KL written out in NumPy (float64)."""
     log_alpha = np.asarray(log_alpha, dtype="float64")
-    return K1 - K1 / (1.0 + np.exp(-(K2 + K3 * log_alpha))) + 0.5 * np.log1p(
-        np.exp(-log_alpha)
+    return (
+        K1
+        - K1 / (1.0 + np.exp(-(K2 + K3 * log_alpha)))
+        + 0.5 * np.log1p(np.exp(-log_alpha))
     )
 
 
@@ -72,7 +74,9 @@ def test_layer_checklist(cls, kwargs, input_shape, twin, tmp_path):
     rng = np.random.default_rng(0)
     shape = tuple(layer.kernel_mean.shape)
     layer.kernel_mean.assign(
-        (rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)).astype("float32")
+        (rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)).astype(
+            "float32"
+        )
     )
     x = random_inputs(input_shape)
     # Same seed, same weights: same training draws (first calls of both).
@@ -153,7 +157,9 @@ def test_parameterization_shapes_and_kl(parameterization, variable, shape):
     else:
         log_alpha = values
     log_alpha = np.clip(log_alpha, -8.0, 8.0)
-    np.testing.assert_allclose(to_numpy(layer.log_alpha), log_alpha, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(layer.log_alpha), log_alpha, rtol=1e-5, atol=1e-5
+    )
     # A shared log alpha counts once per weight it covers.
     expected = np.sum(np.broadcast_to(molchanov(log_alpha), (4, 3)))
     np.testing.assert_allclose(to_numpy(layer.kl_divergence()), expected, rtol=1e-5)
@@ -208,7 +214,9 @@ def test_kingma_clips_alpha_to_one():
         - 1.50204118 * alpha**2
         + 0.58629921 * alpha**3
     )
-    np.testing.assert_allclose(to_numpy(layer.kl_divergence()), expected.sum(), rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(layer.kl_divergence()), expected.sum(), rtol=1e-5
+    )
     # alpha <= 1: nothing reaches the default threshold.
     np.testing.assert_array_equal(
         to_numpy(layer.posterior("float32").inference_kernel), theta
@@ -262,12 +270,16 @@ def test_sparsification_masks_exactly_log_alpha_at_or_above_threshold():
     assert kernel[0, 0] == 0.0 and kernel[0, 1] == theta[0, 1]
 
     x = rng.normal(size=(7, 5)).astype("float32")
-    np.testing.assert_allclose(to_numpy(layer(x)), x @ expected_kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(layer(x)), x @ expected_kernel, rtol=1e-5, atol=1e-6
+    )
     report = ks.sparsity(layer)
     assert report[layer.name]["zeros"] == int(np.sum(log_alpha >= 3.0))
 
     # The threshold argument moves the cut.
-    lower = ks.layers.DenseVariationalDropout(4, parameterization="weight", threshold=-1.0)
+    lower = ks.layers.DenseVariationalDropout(
+        4, parameterization="weight", threshold=-1.0
+    )
     lower.build((None, 5))
     lower.set_weights(layer.get_weights())
     np.testing.assert_array_equal(
@@ -308,7 +320,9 @@ def test_local_reparameterization_moments(parameterization):
     outputs = to_numpy(layer(np.repeat(x, n, axis=0), training=True)).astype("float64")
     mean = (x @ theta)[0] + np.array([0.1, -0.2])
     variance = ((x**2) @ (np.exp(log_alpha) * theta**2))[0]
-    np.testing.assert_array_less(np.abs(outputs.mean(0) - mean), 5 * np.sqrt(variance / n))
+    np.testing.assert_array_less(
+        np.abs(outputs.mean(0) - mean), 5 * np.sqrt(variance / n)
+    )
     np.testing.assert_array_less(
         np.abs(outputs.var(0, ddof=1) - variance), 5 * variance * np.sqrt(2.0 / (n - 1))
     )
@@ -332,7 +346,10 @@ def test_weight_noise_has_the_posterior_variance(parameterization):
         )
     np.testing.assert_allclose(to_numpy(weights.variance), variance, rtol=1e-5)
     z = np.concatenate(
-        [to_numpy(weights.noise(layer.seed_generator)) / np.sqrt(variance) for _ in range(5)]
+        [
+            to_numpy(weights.noise(layer.seed_generator)) / np.sqrt(variance)
+            for _ in range(5)
+        ]
     ).ravel()
     n = z.size
     assert abs(z.mean()) < 5 / np.sqrt(n)
@@ -353,7 +370,10 @@ def test_other_estimators_train_and_sample(estimator):
     x = random_inputs((4,))
     assert np.isfinite(fit_steps(model, x, np.zeros((6, 3), "float32")))
     ks.set_inference(model, "sample")
-    first, second = to_numpy(model.predict(x, verbose=0)), to_numpy(model.predict(x, verbose=0))
+    first, second = (
+        to_numpy(model.predict(x, verbose=0)),
+        to_numpy(model.predict(x, verbose=0)),
+    )
     assert not np.array_equal(first, second)
     ks.set_inference(model, "mean")
     np.testing.assert_array_equal(
@@ -364,13 +384,37 @@ def test_other_estimators_train_and_sample(estimator):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"parameterization": "unit"}, ValueError, "Argument `parameterization` must be one of"),
-        ({"kl_approximation": "exact"}, ValueError, "Argument `kl_approximation` must be one of"),
-        ({"prior": "normal"}, ValueError, "Argument `prior` must be a .*DropoutPrior.* one of \\['ard', 'log_uniform', 'student_t'\\]"),
+        (
+            {"parameterization": "unit"},
+            ValueError,
+            "Argument `parameterization` must be one of",
+        ),
+        (
+            {"kl_approximation": "exact"},
+            ValueError,
+            "Argument `kl_approximation` must be one of",
+        ),
+        (
+            {"prior": "normal"},
+            ValueError,
+            "Argument `prior` must be a .*DropoutPrior.* one of \\['ard', 'log_uniform', 'student_t'\\]",
+        ),
         ({"estimator": "lrt"}, ValueError, "Argument `estimator` must be one of"),
-        ({"threshold": 9.0}, ValueError, "Argument `threshold` must be a finite float in \\[-8, 8\\]. Received: threshold=9.0"),
-        ({"threshold": "3"}, TypeError, "Argument `threshold` must be a finite float in \\[-8, 8\\]. Received: threshold='3'"),
-        ({"log_variance_initializer": float("nan")}, ValueError, "log_variance_initializer"),
+        (
+            {"threshold": 9.0},
+            ValueError,
+            "Argument `threshold` must be a finite float in \\[-8, 8\\]. Received: threshold=9.0",
+        ),
+        (
+            {"threshold": "3"},
+            TypeError,
+            "Argument `threshold` must be a finite float in \\[-8, 8\\]. Received: threshold='3'",
+        ),
+        (
+            {"log_variance_initializer": float("nan")},
+            ValueError,
+            "log_variance_initializer",
+        ),
         ({"log_variance_initializer": "nope"}, ValueError, "log_variance_initializer"),
         (
             {"prior": "ard", "kl_approximation": "kingma"},
@@ -448,9 +492,13 @@ def test_fused_additive_molchanov_stats_match_autodiff():
     log_alpha = log_sigma2 - np.log(theta.astype("float64") ** 2 + 1e-8)
     assert (log_alpha < -8).any() and (log_alpha > 8).any()
     np.testing.assert_allclose(
-        to_numpy(fused(theta, log_sigma2)), to_numpy(plain(theta, log_sigma2)), rtol=1e-5
+        to_numpy(fused(theta, log_sigma2)),
+        to_numpy(plain(theta, log_sigma2)),
+        rtol=1e-5,
     )
     for got, expected in zip(
         gradients(fused, theta, log_sigma2), gradients(plain, theta, log_sigma2)
     ):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        np.testing.assert_allclose(
+            got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max()
+        )

@@ -109,7 +109,10 @@ def test_equal_seeds_equal_noise():
 
 def _constant_gradient_model():
     model = keras.Sequential(
-        [keras.Input((6,)), keras.layers.Dense(50, use_bias=False, kernel_initializer="zeros")]
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(50, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     # d loss / d kernel = x^T 1 / batch = 1 for every entry, whatever the kernel.
     return model, (lambda y_true, y_pred: ops.sum(y_pred, axis=-1))
@@ -128,7 +131,9 @@ def test_fresh_noise_every_compiled_step():
     # On JAX an untracked SeedGenerator would repeat the same noise at every
     # step of a jit-compiled fit; here the seed state is an optimizer variable.
     model, loss = _constant_gradient_model()
-    optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(1.0), scale=0.5, seed=4)
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(1.0), scale=0.5, seed=4
+    )
     model.compile(optimizer, loss, jit_compile=True)
     recorder = _Recorder()
     x, y = np.ones((6, 6), "float32"), np.zeros((6, 50), "float32")
@@ -162,8 +167,11 @@ def test_forwards_learning_rate_and_iterations():
 
 def test_config_roundtrip():
     optimizer = ks.optimizers.GradientNoise(
-        keras.optimizers.Adam(0.003, beta_1=0.8), scale=0.01, scale_by="parameter",
-        seed=9, name="noisy",
+        keras.optimizers.Adam(0.003, beta_1=0.8),
+        scale=0.01,
+        scale_by="parameter",
+        seed=9,
+        name="noisy",
     )
     restored = testing.config_roundtrip(optimizer)
     assert isinstance(restored, ks.optimizers.GradientNoise)
@@ -178,13 +186,17 @@ def test_save_and_reload_keeps_optimizer_state(tmp_path):
         keras.optimizers.SGD(0.1, momentum=0.9), scale=0.5, seed=2
     )
     x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
-    testing.fit_steps(model, x, np.zeros((8, 2), "float32"), steps=1, optimizer=optimizer)
+    testing.fit_steps(
+        model, x, np.zeros((8, 2), "float32"), steps=1, optimizer=optimizer
+    )
     restored = testing.save_and_reload(model, tmp_path)
     assert isinstance(restored.optimizer, ks.optimizers.GradientNoise)
     assert restored.optimizer.get_config() == optimizer.get_config()
     for a, b in zip(restored.optimizer.variables, optimizer.variables):
         np.testing.assert_array_equal(testing.to_numpy(a), testing.to_numpy(b))
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
 
 
 def test_mixed_float16_fit():
@@ -192,8 +204,9 @@ def test_mixed_float16_fit():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     optimizer = ks.optimizers.GradientNoise(keras.optimizers.SGD(0.01), seed=0)
     x = np.ones((4, 4), "float32")
-    loss = testing.fit_steps(model, x, np.zeros((4, 3), "float32"), steps=1,
-                             optimizer=optimizer)
+    loss = testing.fit_steps(
+        model, x, np.zeros((4, 3), "float32"), steps=1, optimizer=optimizer
+    )
     assert np.isfinite(loss)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 

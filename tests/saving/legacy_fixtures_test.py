@@ -74,7 +74,9 @@ def mean_predictions(model, x, compiled=False):
     `jax.disable_jit()`, which takes only the "mean" branch, op by op.
     `test_compiled_predict_matches` keeps the compiled path covered.
     """
-    compiled = compiled or any(isinstance(l, keras.layers.RNN) for l in model.layers)
+    compiled = compiled or any(
+        isinstance(layer, keras.layers.RNN) for layer in model.layers
+    )
     layers = stochastic_layers(model)
     previous = [layer.inference for layer in layers]
     with warnings.catch_warnings():
@@ -111,7 +113,11 @@ def assert_same(got, want, where):
         for i, (g, w) in enumerate(zip(got, want)):
             assert_same(g, w, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(got, bool):
-        assert math.isclose(float(got), want, rel_tol=1e-6, abs_tol=1e-12), (where, got, want)
+        assert math.isclose(float(got), want, rel_tol=1e-6, abs_tol=1e-12), (
+            where,
+            got,
+            want,
+        )
     else:
         assert got == want and type(got) is type(want), (where, got, want)
 
@@ -144,7 +150,10 @@ def test_mean_predictions_match(name):
         assert layer.inference == want
 
 
-COMPILED = ["dense_flipout", "dense_variance_gaussian"]  # (recurrent fixtures always compile)
+COMPILED = [
+    "dense_flipout",
+    "dense_variance_gaussian",
+]  # (recurrent fixtures always compile)
 
 
 @pytest.mark.parametrize("name", COMPILED, ids=COMPILED)
@@ -152,7 +161,9 @@ def test_compiled_predict_matches(name):
     entry = MANIFEST[name]
     model = _load(name)  # a fresh copy: its predict function is compiled
     np.testing.assert_allclose(
-        np.asarray(mean_predictions(model, ARRAYS[f"{name}/x"], compiled=True), "float32"),
+        np.asarray(
+            mean_predictions(model, ARRAYS[f"{name}/x"], compiled=True), "float32"
+        ),
         ARRAYS[f"{name}/mean_predictions"],
         rtol=entry["rtol"],
         atol=entry["atol"],
@@ -163,7 +174,9 @@ def test_compiled_predict_matches(name):
 def test_layer_classes_and_arguments_survive(name):
     model = load(name)
     records = MANIFEST[name]["layers"]
-    assert [layer.name for layer in stochastic_layers(model)] == [r["name"] for r in records]
+    assert [layer.name for layer in stochastic_layers(model)] == [
+        r["name"] for r in records
+    ]
     for record in records:
         layer = model.get_layer(record["name"])
         where = f"{name}/{record['name']}"
@@ -176,14 +189,20 @@ def test_layer_classes_and_arguments_survive(name):
             assert_same(config[key], want, f"{where} config[{key!r}]")
         if record["prior"] is not None:
             prior = layer.cell.prior if record["kind"] == "rnn" else layer.prior
-            assert type(prior) is getattr(ks.priors, record["prior"]["class_name"]), where
+            assert type(prior) is getattr(ks.priors, record["prior"]["class_name"]), (
+                where
+            )
             assert_same(prior.get_config(), record["prior"]["config"], f"{where}.prior")
 
 
 @pytest.mark.parametrize("name", NAMES, ids=NAMES)
 def test_posterior_views_survive(name):
     model = load(name)
-    views = [key.split("/")[1:] for key in ARRAYS if key.count("/") == 2 and key.startswith(name + "/")]
+    views = [
+        key.split("/")[1:]
+        for key in ARRAYS
+        if key.count("/") == 2 and key.startswith(name + "/")
+    ]
     views = [(layer, view) for layer, view in views if layer != "optimizer"]
     assert views
     for layer_name, view in views:
@@ -211,7 +230,9 @@ def test_pruned_model_keeps_optimizer_state():
     assert optimizer.scale == want["scale"] and optimizer.scale_by == want["scale_by"]
     assert optimizer.seed == want["seed"]
     assert math.isclose(
-        float(testing.to_numpy(optimizer.learning_rate)), want["inner_learning_rate"], rel_tol=1e-6
+        float(testing.to_numpy(optimizer.learning_rate)),
+        want["inner_learning_rate"],
+        rel_tol=1e-6,
     )
     assert int(testing.to_numpy(optimizer.iterations)) == want["iterations"]
     assert int(testing.to_numpy(optimizer.pruning_events)) == want["pruning_events"]
@@ -222,7 +243,10 @@ def test_pruned_model_keeps_optimizer_state():
     slots = optimizer.pruning_slots()
     assert len(slots) == 2
     for (variable, mask, flips), want_mask, want_flips, want_weights in zip(
-        slots, _pruning_arrays("mask"), _pruning_arrays("flips"), _pruning_arrays("weights")
+        slots,
+        _pruning_arrays("mask"),
+        _pruning_arrays("flips"),
+        _pruning_arrays("weights"),
     ):
         mask = testing.to_numpy(mask)
         np.testing.assert_array_equal(mask, want_mask)
@@ -230,20 +254,29 @@ def test_pruned_model_keeps_optimizer_state():
         np.testing.assert_array_equal(testing.to_numpy(variable), want_weights)
         assert np.all(testing.to_numpy(variable)[mask == 0] == 0.0)
     masks = [testing.to_numpy(mask) for _, mask, _ in slots]
-    assert 1.0 - sum(m.sum() for m in masks) / sum(m.size for m in masks) == want["sparsity"]
-    assert [float(testing.to_numpy(f).sum()) for _, _, f in slots] == want["flip_totals"]
+    assert (
+        1.0 - sum(m.sum() for m in masks) / sum(m.size for m in masks)
+        == want["sparsity"]
+    )
+    assert [float(testing.to_numpy(f).sum()) for _, _, f in slots] == want[
+        "flip_totals"
+    ]
 
 
 def test_pruned_model_keeps_pruning_when_training_resumes():
     model = _load(PRUNED)  # not the shared copy: this test trains it
     x = np.random.default_rng(0).normal(size=(8, 8)).astype("float32")
     y = x[:, :4].argmax(axis=1).astype("int32")
-    flips_before = [testing.to_numpy(f).copy() for _, _, f in model.optimizer.pruning_slots()]
+    flips_before = [
+        testing.to_numpy(f).copy() for _, _, f in model.optimizer.pruning_slots()
+    ]
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert int(testing.to_numpy(model.optimizer.iterations)) == (
         MANIFEST[PRUNED]["optimizer"]["iterations"] + 1
     )
-    for (variable, mask, flips), before in zip(model.optimizer.pruning_slots(), flips_before):
+    for (variable, mask, flips), before in zip(
+        model.optimizer.pruning_slots(), flips_before
+    ):
         mask = testing.to_numpy(mask)
         assert np.all(testing.to_numpy(variable)[mask == 0] == 0.0)
         assert np.all(testing.to_numpy(flips) >= before)

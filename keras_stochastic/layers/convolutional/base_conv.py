@@ -183,7 +183,9 @@ class BaseStochasticConv(StochasticLayer):
                     self.kernel_regularizer
                 ),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "kernel_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
                 "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             }
         )

@@ -19,7 +19,7 @@ class Conv1DVariance(VarianceConv):
     ```
 
     with `zeta ~ N(0, 1)` of the output's shape, `kernel_stddev = |scale|`
-    and `eps0` a tiny constant (1e-12, 1e-7 in float16) keeping the square
+    and `eps0` a tiny constant (1e-12; `delta` is float32) keeping the square
     root's derivative finite. With `distribution="bernoulli"` (`w = +-scale`)
     or `"uniform"` (`w = scale * u`, `u ~ U(-1, 1)`) the default estimator is
     flipout:

@@ -15,7 +15,7 @@ class Conv3DLocalReparameterization(GaussianConv):
 
     with `gamma = conv(inputs, kernel_mean)`, `delta = conv(inputs**2,
     kernel_stddev**2)`, `zeta ~ N(0, 1)` of the output's shape and `eps0` a tiny
-    constant (1e-12, 1e-7 in float16) keeping the square root's derivative
+    constant (1e-12; `delta` is float32) keeping the square root's derivative
     finite.
 
     Cost and variance: two convolutions but only `batch x output` Gaussian draws

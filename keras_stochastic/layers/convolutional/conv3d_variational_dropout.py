@@ -26,7 +26,7 @@ class Conv3DVariationalDropout(VariationalDropoutConv):
 
     with `gamma = conv(inputs, theta)`, `delta = conv(inputs**2, alpha
     theta**2)`, `zeta ~ N(0, 1)` of the output's shape and `eps0` a tiny
-    constant (1e-12, 1e-7 in float16) keeping the square root's derivative
+    constant (1e-12; `delta` is float32) keeping the square root's derivative
     finite. The layer adds `kl_weight * KL(q || p)` to its losses.
 
     Cost and variance: the local reparameterization estimator costs two

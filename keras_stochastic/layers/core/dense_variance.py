@@ -3,9 +3,9 @@
 import keras
 
 from keras_stochastic import posteriors
-from keras_stochastic.layers.core.base_dense import BaseStochasticDense
 from keras_stochastic.layers.base_variance import VarianceKernelMixin
 from keras_stochastic.layers.base_variance import resolve_estimator
+from keras_stochastic.layers.core.base_dense import BaseStochasticDense
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -22,7 +22,7 @@ class DenseVariance(VarianceKernelMixin, BaseStochasticDense):
     ```
 
     with `zeta ~ N(0, 1)` drawn per example and unit, `kernel_stddev = |scale|`
-    and `eps0` a tiny constant (1e-12, 1e-7 in float16) keeping the square
+    and `eps0` a tiny constant (1e-12; `delta` is float32) keeping the square
     root's derivative finite. With `distribution="bernoulli"` (`w = +-scale`)
     or `"uniform"` (`w = scale * u`, `u ~ U(-1, 1)`) the default estimator is
     flipout:

@@ -4,9 +4,9 @@ import keras
 from keras import ops
 
 from keras_stochastic import _validation
+from keras_stochastic.estimators import columns
 from keras_stochastic.layers.rnn.base_recurrent import BaseStochasticRNN
 from keras_stochastic.layers.rnn.base_recurrent import BaseStochasticRNNCell
-from keras_stochastic.estimators import columns
 
 
 class BaseGRUCell(BaseStochasticRNNCell):

@@ -65,7 +65,9 @@ class BaseLSTMCell(BaseStochasticRNNCell):
             **kwargs,
         )
         self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.unit_forget_bias = _validation.boolean("unit_forget_bias", unit_forget_bias)
+        self.unit_forget_bias = _validation.boolean(
+            "unit_forget_bias", unit_forget_bias
+        )
         self.state_size = [self.units, self.units]
         self.output_size = self.units
 

@@ -66,7 +66,9 @@ def _snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-class BaseStochasticRNNCell(GaussianKernelMixin, StochasticLayer, _compat.DropoutRNNCell):
+class BaseStochasticRNNCell(
+    GaussianKernelMixin, StochasticLayer, _compat.DropoutRNNCell
+):
     """An RNN cell with mean-field Gaussian kernels; gate maths in subclasses.
 
     Subclasses set `gates` (the number of `units`-wide blocks of the kernels),
@@ -116,7 +118,9 @@ class BaseStochasticRNNCell(GaussianKernelMixin, StochasticLayer, _compat.Dropou
         self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = _validation.fraction("dropout", dropout)
-        self.recurrent_dropout = _validation.fraction("recurrent_dropout", recurrent_dropout)
+        self.recurrent_dropout = _validation.fraction(
+            "recurrent_dropout", recurrent_dropout
+        )
         self.stochastic_recurrent_kernel = _validation.boolean(
             "stochastic_recurrent_kernel", stochastic_recurrent_kernel
         )
@@ -285,14 +289,14 @@ class BaseStochasticRNNCell(GaussianKernelMixin, StochasticLayer, _compat.Dropou
     def _step(self, inputs, states, recurrent, sample, zeta, recurrent_mask):
         """One time step from the projected inputs; returns `(output, new_states)`.
 
-    Args:
-        inputs: `Projection` of the step's inputs (all gates).
-        states: The previous states, as `keras.layers.RNN` passes them.
-        recurrent: The recurrent kernel's `KernelDraw`.
-        sample: Python bool, whether to perturb the recurrent projection.
-        zeta: The step's pre-activation noise for all gates (local
-            reparameterization), or None.
-        recurrent_mask: Recurrent dropout mask, or None.
+        Args:
+            inputs: `Projection` of the step's inputs (all gates).
+            states: The previous states, as `keras.layers.RNN` passes them.
+            recurrent: The recurrent kernel's `KernelDraw`.
+            sample: Python bool, whether to perturb the recurrent projection.
+            zeta: The step's pre-activation noise for all gates (local
+                reparameterization), or None.
+            recurrent_mask: Recurrent dropout mask, or None.
         """
         raise NotImplementedError
 
@@ -314,15 +318,19 @@ class BaseStochasticRNNCell(GaussianKernelMixin, StochasticLayer, _compat.Dropou
                 zeta = self._estimator.pre_activation_noise(
                     ops.shape(projected.value), input_draw.sample, _state_digest(state)
                 )
-            return self._step(projected, states, recurrent_draw, sample, zeta, recurrent_mask)
+            return self._step(
+                projected, states, recurrent_draw, sample, zeta, recurrent_mask
+            )
 
-        if training:
-            return step(True)
-        return ops.cond(self._sampling(), lambda: step(True), lambda: step(False))
+        return self._switch(training, lambda: step(True), lambda: step(False))
 
     def get_initial_state(self, batch_size=None):
-        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
+        sizes = (
+            self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        )
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes
+        ]
 
     def get_config(self):
         config = super().get_config()
@@ -350,7 +358,9 @@ class BaseStochasticRNNCell(GaussianKernelMixin, StochasticLayer, _compat.Dropou
                     self.recurrent_regularizer
                 ),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "kernel_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
                 "recurrent_constraint": keras.constraints.serialize(
                     self.recurrent_constraint
                 ),

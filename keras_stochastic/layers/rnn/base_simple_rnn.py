@@ -68,7 +68,9 @@ class BaseSimpleRNNCell(BaseStochasticRNNCell):
         state = states[0] if nested else states
         if recurrent_mask is not None:
             state = state * recurrent_mask
-        output = self._preactivation(inputs, self._project(state, recurrent, sample), zeta)
+        output = self._preactivation(
+            inputs, self._project(state, recurrent, sample), zeta
+        )
         if self.activation is not None:
             output = self.activation(output)
         return output, [output] if nested else output

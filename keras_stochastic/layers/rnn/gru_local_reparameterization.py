@@ -3,7 +3,9 @@
 import keras
 
 from keras_stochastic.layers.rnn.base_gru import BaseGRU
-from keras_stochastic.layers.rnn.gru_local_reparameterization_cell import GRULocalReparameterizationCell
+from keras_stochastic.layers.rnn.gru_local_reparameterization_cell import (
+    GRULocalReparameterizationCell,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")

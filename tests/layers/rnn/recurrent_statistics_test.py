@@ -26,7 +26,9 @@ def linear_flipout(units, features, recurrent_scale, stddev, seed):
         activation=None,
         use_bias=False,
         kernel_initializer=keras.initializers.RandomNormal(stddev=0.5, seed=seed),
-        recurrent_initializer=keras.initializers.Orthogonal(gain=recurrent_scale, seed=seed),
+        recurrent_initializer=keras.initializers.Orthogonal(
+            gain=recurrent_scale, seed=seed
+        ),
         kernel_stddev_initializer=stddev,
         return_sequences=True,
         seed=seed,
@@ -53,7 +55,9 @@ def check_one_perturbation_per_sequence(outputs, x, mean_kernel, mean_recurrent)
     for mean, index in ((mean_kernel, 0), (mean_recurrent, 1)):
         deltas = np.stack([k[index] - mean for k in kernels])
         # ... they are one shared `Delta W` up to per-example sign flips ...
-        np.testing.assert_allclose(np.abs(deltas), np.abs(deltas[:1]).repeat(len(x), 0), atol=1e-3)
+        np.testing.assert_allclose(
+            np.abs(deltas), np.abs(deltas[:1]).repeat(len(x), 0), atol=1e-3
+        )
         # (stddev 0.2 over 9 weights: an RMS below 0.05 has probability ~1e-5)
         assert np.sqrt(np.mean(np.square(deltas))) > 0.05
         # ... and the signs differ across examples (read where |Delta W| is
@@ -104,7 +108,9 @@ def test_lrt_noise_is_fresh_at_every_step(wrapper):
         layer = ks.layers.SimpleRNNLocalReparameterization(**kwargs)
     else:
         loop = {"return_sequences": kwargs.pop("return_sequences")}
-        layer = keras.layers.RNN(ks.layers.SimpleRNNLocalReparameterizationCell(**kwargs), **loop)
+        layer = keras.layers.RNN(
+            ks.layers.SimpleRNNLocalReparameterizationCell(**kwargs), **loop
+        )
     # The same input at every step: only the noise can change over time.
     x = np.random.default_rng(1).normal(size=(batch, 1, features)).astype("float32")
     x = np.repeat(x, steps, axis=1)
@@ -147,7 +153,8 @@ def numpy_step(family, reset_after, x, h, c, kernel, recurrent, bias):
         update = sigmoid(xk[:, :units] + hr[:, :units])
         reset = sigmoid(xk[:, units : 2 * units] + hr[:, units:])
         candidate = np.tanh(
-            xk[:, 2 * units :] + np.einsum("ni,nij->nj", reset * h, recurrent[:, :, 2 * units :])
+            xk[:, 2 * units :]
+            + np.einsum("ni,nij->nj", reset * h, recurrent[:, :, 2 * units :])
         )
     return update * h + (1 - update) * candidate
 
@@ -201,7 +208,9 @@ def test_one_step_matches_sampling_the_weights(family, estimator, reset_after):
     h = rng.uniform(-1, 1, size=(1, units)).astype("float32")
     c = rng.normal(size=(1, units)).astype("float32")
     n = calls * batch
-    inputs = [np.repeat(x[:, None], n, 0), np.repeat(h, n, 0)] + ([np.repeat(c, n, 0)] * (states - 1))
+    inputs = [np.repeat(x[:, None], n, 0), np.repeat(h, n, 0)] + (
+        [np.repeat(c, n, 0)] * (states - 1)
+    )
     ks.set_inference(model, "sample")
     sampled = model.predict(inputs, batch_size=batch, verbose=0).astype("float64")
     # Examples of one call share flipout's `Delta W`: use call means as the samples.
@@ -211,10 +220,12 @@ def test_one_step_matches_sampling_the_weights(family, estimator, reset_after):
     m = 40000
     kernel = testing.to_numpy(cell.kernel_mean)
     recurrent = testing.to_numpy(cell.recurrent_kernel_mean)
-    kernels = kernel + testing.to_numpy(cell.kernel_stddev) * rng.normal(size=(m,) + kernel.shape)
-    recurrents = recurrent + testing.to_numpy(cell.recurrent_kernel_stddev) * rng.normal(
-        size=(m,) + recurrent.shape
+    kernels = kernel + testing.to_numpy(cell.kernel_stddev) * rng.normal(
+        size=(m,) + kernel.shape
     )
+    recurrents = recurrent + testing.to_numpy(
+        cell.recurrent_kernel_stddev
+    ) * rng.normal(size=(m,) + recurrent.shape)
     oracle = numpy_step(
         family,
         reset_after,

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import keras_stochastic as ks
 from tests import testing
@@ -38,7 +37,11 @@ def cell_class(family, estimator):
 
 
 def sequences(batch=4, steps=5, features=3, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, steps, features)).astype("float32")
+    return (
+        np.random.default_rng(seed)
+        .normal(size=(batch, steps, features))
+        .astype("float32")
+    )
 
 
 def twin_of(layer, family, **kwargs):
@@ -59,7 +62,9 @@ def twin_of(layer, family, **kwargs):
 
 def randomize_bias(layer, seed=0):
     bias = layer.cell.bias
-    bias.assign(np.random.default_rng(seed).normal(size=bias.shape).astype("float32") * 0.5)
+    bias.assign(
+        np.random.default_rng(seed).normal(size=bias.shape).astype("float32") * 0.5
+    )
 
 
 @pytest.mark.parametrize("family,estimator", CASES)
@@ -80,11 +85,15 @@ def test_config_roundtrip(family, estimator):
         kwargs["reset_after"] = False
     if family == "LSTM":
         kwargs["unit_forget_bias"] = False
-    layer = layer_class(family, estimator)(3, return_sequences=True, go_backwards=True, **kwargs)
+    layer = layer_class(family, estimator)(
+        3, return_sequences=True, go_backwards=True, **kwargs
+    )
     clone = testing.config_roundtrip(layer)
     assert type(clone) is type(layer)
     assert clone.get_config() == layer.get_config()
-    assert clone.kl_weight == 0.5 and clone.inference == "sample" and clone.cell.seed == 7
+    assert (
+        clone.kl_weight == 0.5 and clone.inference == "sample" and clone.cell.seed == 7
+    )
     assert clone.return_sequences and clone.go_backwards and clone.dropout == 0.1
     assert clone.prior.get_config() == {"pi": 0.25, "stddev1": 1.0, "stddev2": 0.01}
 
@@ -99,14 +108,20 @@ def test_config_roundtrip(family, estimator):
 @pytest.mark.parametrize("family,estimator", CASES)
 def test_weights_losses_shapes(family, estimator):
     layer = layer_class(family, estimator)(
-        4, return_sequences=True, return_state=True, kernel_stddev_initializer=0.03, seed=1
+        4,
+        return_sequences=True,
+        return_state=True,
+        kernel_stddev_initializer=0.03,
+        seed=1,
     )
     symbolic = layer(keras.KerasTensor((None, 5, 3)))
     outputs = layer(sequences(), training=True)
     assert len(outputs) == 1 + STATES[family]
     assert tuple(outputs[0].shape) == (4, 5, 4)
     assert all(tuple(state.shape) == (4, 4) for state in outputs[1:])
-    assert [tuple(t.shape[1:]) for t in symbolic] == [tuple(t.shape[1:]) for t in outputs]
+    assert [tuple(t.shape[1:]) for t in symbolic] == [
+        tuple(t.shape[1:]) for t in outputs
+    ]
     assert [w.name for w in layer.weights] == [
         "kernel_mean",
         "kernel_rho",
@@ -120,8 +135,13 @@ def test_weights_losses_shapes(family, estimator):
     # One KL term per stochastic kernel, added once per call.
     assert len(layer.losses) == 2
     np.testing.assert_allclose(testing.to_numpy(layer.kernel_stddev), 0.03, rtol=1e-5)
-    np.testing.assert_allclose(testing.to_numpy(layer.recurrent_kernel_stddev), 0.03, rtol=1e-5)
-    assert layer.cell._prunable_variables() == [layer.kernel_mean, layer.recurrent_kernel_mean]
+    np.testing.assert_allclose(
+        testing.to_numpy(layer.recurrent_kernel_stddev), 0.03, rtol=1e-5
+    )
+    assert layer.cell._prunable_variables() == [
+        layer.kernel_mean,
+        layer.recurrent_kernel_mean,
+    ]
 
     point = layer_class(family, estimator)(
         4, use_bias=False, stochastic_recurrent_kernel=False, seed=1
@@ -133,7 +153,10 @@ def test_weights_losses_shapes(family, estimator):
         "recurrent_kernel",
     ]
     assert len(point.losses) == 1 and point.recurrent_kernel_stddev is None
-    assert point.cell._prunable_variables() == [point.kernel_mean, point.cell.recurrent_kernel]
+    assert point.cell._prunable_variables() == [
+        point.kernel_mean,
+        point.cell.recurrent_kernel,
+    ]
 
 
 @pytest.mark.parametrize("family,estimator", CASES)
@@ -154,7 +177,9 @@ def test_mean_inference_equals_keras_twin(family, estimator):
     mask = np.ones((4, 6), bool)
     mask[1, 4:] = False
     mask[3, 2:] = False
-    options = [{}] if family != "GRU" else [{"reset_after": True}, {"reset_after": False}]
+    options = (
+        [{}] if family != "GRU" else [{"reset_after": True}, {"reset_after": False}]
+    )
     loop = dict(return_sequences=True, go_backwards=True)
     for extra in options:
         layer = layer_class(family, estimator)(5, seed=1, **loop, **extra)
@@ -165,10 +190,14 @@ def test_mean_inference_equals_keras_twin(family, estimator):
         np.testing.assert_allclose(
             testing.to_numpy(layer(x, mask=mask)), expected, atol=2e-6
         )
-        rnn = keras.layers.RNN(cell_class(family, estimator)(5, seed=1, **extra), **loop)
+        rnn = keras.layers.RNN(
+            cell_class(family, estimator)(5, seed=1, **extra), **loop
+        )
         rnn(x)
         rnn.set_weights(layer.get_weights())
-        np.testing.assert_allclose(testing.to_numpy(rnn(x, mask=mask)), expected, atol=2e-6)
+        np.testing.assert_allclose(
+            testing.to_numpy(rnn(x, mask=mask)), expected, atol=2e-6
+        )
 
 
 @pytest.mark.parametrize("family,estimator", CASES)
@@ -198,7 +227,9 @@ def test_same_seed_same_sample(family, estimator):
     np.testing.assert_array_equal(a, testing.to_numpy(second(x, training=True)))
     assert not np.allclose(a, testing.to_numpy(other(x, training=True)), atol=1e-4)
     # Mean inference is deterministic.
-    np.testing.assert_array_equal(testing.to_numpy(first(x)), testing.to_numpy(first(x)))
+    np.testing.assert_array_equal(
+        testing.to_numpy(first(x)), testing.to_numpy(first(x))
+    )
 
 
 @pytest.mark.parametrize("family,estimator", CASES)
@@ -264,7 +295,9 @@ def test_stateful_carries_state_like_keras(estimator):
         )
     layer.reset_state()
     twin.reset_state()
-    np.testing.assert_allclose(testing.to_numpy(layer(x)), testing.to_numpy(twin(x)), atol=2e-6)
+    np.testing.assert_allclose(
+        testing.to_numpy(layer(x)), testing.to_numpy(twin(x)), atol=2e-6
+    )
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
@@ -293,13 +326,24 @@ def test_dropout_masks_are_shared_across_steps(estimator):
         ({"units": 0}, ValueError, "Argument `units` must be a positive integer"),
         ({"dropout": 1.0}, ValueError, r"`dropout` must be a float in \[0, 1\)"),
         ({"recurrent_dropout": -0.1}, ValueError, "Received: recurrent_dropout=-0.1"),
-        ({"stochastic_recurrent_kernel": 1}, TypeError, "stochastic_recurrent_kernel=1"),
         (
-            {"stochastic_recurrent_kernel": False, "recurrent_kernel_stddev_initializer": 0.1},
+            {"stochastic_recurrent_kernel": 1},
+            TypeError,
+            "stochastic_recurrent_kernel=1",
+        ),
+        (
+            {
+                "stochastic_recurrent_kernel": False,
+                "recurrent_kernel_stddev_initializer": 0.1,
+            },
             ValueError,
             "Received: recurrent_kernel_stddev_initializer=0.1",
         ),
-        ({"kernel_stddev_initializer": -1.0}, ValueError, "kernel_stddev_initializer=-1.0"),
+        (
+            {"kernel_stddev_initializer": -1.0},
+            ValueError,
+            "kernel_stddev_initializer=-1.0",
+        ),
         (
             {"recurrent_kernel_stddev_initializer": 0.0},
             ValueError,
@@ -347,7 +391,10 @@ def all_layers_model(estimators=ESTIMATORS, cases=ALL_CASES, dtype=None):
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_compiled_fit_predict_and_model_helpers(estimator, tmp_path):
     model = all_layers_model([estimator])
-    x, y = sequences(batch=8), np.random.default_rng(1).normal(size=(8, 2)).astype("float32")
+    x, y = (
+        sequences(batch=8),
+        np.random.default_rng(1).normal(size=(8, 2)).astype("float32"),
+    )
     cells = ks.inference.stochastic_layers(model)
     assert len(cells) == 6
     rho = [testing.to_numpy(cell.recurrent_posterior.rho) for cell in cells]
@@ -378,7 +425,9 @@ def test_compiled_fit_predict_and_model_helpers(estimator, tmp_path):
 
     reloaded = testing.save_and_reload(model, tmp_path)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), mean, atol=1e-6)
-    assert [c.inference for c in ks.inference.stochastic_layers(reloaded)] == ["mean"] * 6
+    assert [c.inference for c in ks.inference.stochastic_layers(reloaded)] == [
+        "mean"
+    ] * 6
 
 
 # Eager calls on JAX compile a `lax.scan` per recurrent layer and call, so
@@ -404,8 +453,10 @@ def test_mixed_float16(estimator, cases):
         assert outputs.dtype == "float16"
         assert np.isfinite(testing.to_numpy(outputs)).all()
     assert all(
-        keras.backend.standardize_dtype(loss.dtype) == "float32" for loss in model.losses
+        keras.backend.standardize_dtype(loss.dtype) == "float32"
+        for loss in model.losses
     )
     assert all(
-        cell.kernel_mean.dtype == "float32" for cell in ks.inference.stochastic_layers(model)
+        cell.kernel_mean.dtype == "float32"
+        for cell in ks.inference.stochastic_layers(model)
     )
