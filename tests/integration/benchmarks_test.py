@@ -180,3 +180,35 @@ def test_predict_mc_tiny(tmp_path):
     low, median, high = result["ratio_per_round_quartiles"]
     assert 0 < low <= median <= high
     assert (tmp_path / "pmc.md").read_text().count("| mlp |") == 1
+
+
+def test_train_step_versus_an_earlier_commit(tmp_path):
+    # In a subprocess: the script adds variants to `benchmarks.train_step`.
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.train_step_versus",
+            "--rev=HEAD",
+            "--archs=mlp",
+            "--hidden=16,16",
+            "--rounds=1",
+            "--warmup-rounds=0",
+            "--steps=2",
+            "--variants=ks_flipout,rev_flipout",
+            f"--output-dir={tmp_path}",
+            "--name=versus",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+        check=True,
+        capture_output=True,
+    )
+    (result,) = _read(tmp_path, "versus")["results"]
+    assert result["failed"] == {}
+    assert set(result["variants"]) == {"ks_flipout", "rev_flipout"}
+    assert result["variants"]["rev_flipout"]["library"] == "ks_rev"
