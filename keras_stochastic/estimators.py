@@ -52,8 +52,6 @@ class Draw(collections.namedtuple("Draw", _DRAW_FIELDS, defaults=(None,) * 5)):
 
     def columns(self, start, stop=None):
         """The draw of the kernel's output columns `start:stop` (a gate block)."""
-        if start == 0 and stop is None:
-            return self
         return self._replace(
             **{
                 name: columns(getattr(self, name), start, stop)
@@ -70,15 +68,18 @@ def columns(value, start, stop=None):
 
 
 class Projection(collections.namedtuple("Projection", ["value", "variance"])):
-    """A linear map's output under a draw: `value`, and the variance of its
-    Gaussian noise (float32) or None."""
+    """A linear map's output under a draw.
+
+    `value` is the output; `variance` the variance of its Gaussian noise
+    (float32, local reparameterization) or None. Projections add (summing
+    both) and scale before `Estimator.sample` turns them into pre-activations.
+    """
 
     def __new__(cls, value, variance=None):
         return super().__new__(cls, value, variance)
 
     def columns(self, start, stop=None):
-        if start == 0 and stop is None:
-            return self
+        """The projection's output columns `start:stop`."""
         return Projection(
             columns(self.value, start, stop), columns(self.variance, start, stop)
         )
