@@ -7,6 +7,7 @@ from scipy import integrate
 from scipy import special
 
 from keras_stochastic import kl
+from tests.testing import gradients
 from tests.testing import to_numpy
 
 EULER_CONSTANT = 0.5 * (np.euler_gamma + np.log(2.0))
@@ -159,3 +160,39 @@ def test_bad_arguments(kwargs, message):
 def test_rejects_nan():
     with pytest.raises(ValueError, match="must not contain NaN"):
         kl.log_uniform_kl(np.array([0.0, np.nan]))
+
+
+def test_fused_additive_molchanov_stats_match_autodiff():
+    # Values and gradients of the fused op against autodiff of the plain
+    # formulas, with log alpha on both sides of both clipping bounds and an
+    # exact zero theta (log alpha clipped at 8).
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0.0, 0.05, (30, 20)).astype("float32")
+    theta[0, 0] = 0.0
+    log_sigma2 = rng.uniform(-22.0, -2.0, (30, 20)).astype("float32")
+    upstream = rng.normal(size=(30, 20)).astype("float32")
+    ops = keras.ops
+
+    def plain(theta, log_sigma2):
+        log_alpha = ops.clip(log_sigma2 - ops.log(ops.square(theta) + 1e-8), -8.0, 8.0)
+        total = ops.sum(kl.log_uniform_kl_elementwise(log_alpha, "molchanov"))
+        return 1e3 * ops.sum(ops.exp(log_sigma2) * upstream) + 0.37 * total
+
+    def fused(theta, log_sigma2):
+        variance, total = kl.log_uniform_kl_fused(theta, log_sigma2)
+        return 1e3 * ops.sum(variance * upstream) + 0.37 * total
+
+    log_alpha = log_sigma2 - np.log(theta.astype("float64") ** 2 + 1e-8)
+    assert (log_alpha < -8).any() and (log_alpha > 8).any()
+    np.testing.assert_allclose(
+        to_numpy(fused(theta, log_sigma2)),
+        to_numpy(plain(theta, log_sigma2)),
+        rtol=1e-5,
+    )
+    for got, expected in zip(
+        gradients(fused, theta, log_sigma2), gradients(plain, theta, log_sigma2)
+    ):
+        np.testing.assert_allclose(
+            got, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max()
+        )
