@@ -115,57 +115,88 @@ def _is_array_structure(x):
     )
 
 
-def _sampled_outputs(model, x, num_samples, batch_size):
-    """Yields lists of `num_samples` sampled outputs, batch after batch.
+def _input_batches(x, batch_size):
+    """The input batches of `x`, iterating it exactly once.
 
-    Arrays are sliced once and each slice goes through the compiled
-    `predict_on_batch` function `num_samples` times, which avoids the fixed
-    cost of a `predict` call per sample; datasets and generators go through
-    `model.predict` once per sample.
+    Arrays (or structures of arrays) are sliced into `batch_size` rows (32 by
+    default); a `tf.data.Dataset`, a `keras.utils.PyDataset` or any iterable
+    of batches (a generator) yields its batches as they are. A batch given as
+    a tuple is `(x, y[, sample_weight])`, as `model.predict` reads it; only
+    its inputs are kept.
     """
     if _is_array_structure(x):
         size = keras.tree.flatten(x)[0].shape[0]
         batch_size = batch_size or 32
         for start in range(0, size, batch_size):
-            batch = keras.tree.map_structure(
+            yield keras.tree.map_structure(
                 lambda a, start=start: a[start : start + batch_size], x
             )
-            yield [model.predict_on_batch(batch) for _ in range(num_samples)]
+        return
+    if isinstance(x, keras.utils.PyDataset):
+        batches = (x[index] for index in range(len(x)))
+    elif hasattr(x, "as_numpy_iterator"):
+        batches = x.as_numpy_iterator()
     else:
-        yield [
-            model.predict(x, batch_size=batch_size, verbose=0)
-            for _ in range(num_samples)
-        ]
+        batches = iter(x)
+    for batch in batches:
+        yield batch[0] if isinstance(batch, tuple) else batch
+
+
+def _sampled_outputs(model, x, num_samples, batch_size):
+    """Yields lists of `num_samples` sampled outputs, batch after batch.
+
+    The data is iterated once and each batch goes through the compiled
+    `predict_on_batch` function `num_samples` times in a row, so the samples
+    of a row always belong to the same example (a dataset reshuffled on each
+    pass, or a generator, which can be iterated only once, would break a
+    pass per sample), and the fixed cost of a `predict` call per sample is
+    avoided.
+    """
+    for batch in _input_batches(x, batch_size):
+        yield [model.predict_on_batch(batch) for _ in range(num_samples)]
 
 
 def predict_mc(
-    model, x, num_samples=20, batch_size=None, from_logits=False, return_std=False
+    model,
+    x,
+    num_samples=20,
+    batch_size=None,
+    from_logits=False,
+    return_std=False,
+    return_samples=False,
 ):
     """Monte Carlo posterior predictive: the mean of `num_samples` sampled predictions.
 
     Every stochastic layer samples (whatever its `inference` mode, restored
     afterwards); other layers stay in inference mode (BatchNormalization uses
-    its moving statistics, Dropout is off). Each sample is one pass of the
-    model's compiled predict function over the data, so the cost is
-    `num_samples` sampling passes; for arrays, each batch is sliced once and
-    sampled `num_samples` times in a row.
+    its moving statistics, Dropout is off). The data is iterated once: each
+    batch goes through the model's compiled predict step `num_samples` times
+    in a row, so the cost is `num_samples` sampling passes, and the rows of
+    every sample line up with the data, also for a dataset that reshuffles
+    on each iteration and for a generator.
 
     Args:
         model: A Keras model with keras_stochastic layers.
         x: Input data: arrays (or a structure of arrays, as the model takes),
-            or anything `model.predict` accepts (a dataset, a generator).
+            a `tf.data.Dataset`, a `keras.utils.PyDataset`, or a generator or
+            other iterable of batches. A batch that is a tuple is read as
+            `(x, y[, sample_weight])`, as `model.predict` reads it.
         num_samples: Positive integer, the number of posterior samples.
-        batch_size: Batch size (default 32 for arrays; passed to
-            `model.predict` otherwise).
+        batch_size: Batch size for arrays (default 32); datasets and
+            generators keep their own batches.
         from_logits: If `True`, each sample's outputs are turned into
             probabilities before averaging (softmax over the last axis, or a
             sigmoid when it has one unit), as the posterior predictive needs.
         return_std: If `True`, also returns the standard deviation across
             samples (of probabilities when `from_logits`).
+        return_samples: If `True`, also returns every sample (probabilities
+            when `from_logits`), stacked on a new leading axis of size
+            `num_samples`: `(num_samples, num_examples, ...)`.
 
     Returns:
         The mean prediction (NumPy, float64, the structure of the model's
-        outputs), and with `return_std`, a `(mean, std)` tuple.
+        outputs); with `return_std` and/or `return_samples`, a tuple
+        `(mean, std)`, `(mean, samples)` or `(mean, std, samples)`.
 
     Example:
 
@@ -176,7 +207,7 @@ def predict_mc(
     """
     _validation.positive_integer("num_samples", num_samples)
     transform = _probabilities if from_logits else lambda o: np.asarray(o, "float64")
-    means, stds = [], []
+    means, stds, all_samples = [], [], []
     with _switched_modes(stochastic_layers(model), "sample"):
         for samples in _sampled_outputs(model, x, num_samples, batch_size):
             samples = [keras.tree.map_structure(transform, s) for s in samples]
@@ -184,9 +215,17 @@ def predict_mc(
             means.append(keras.tree.map_structure(lambda s: s.mean(0), stacked))
             if return_std:
                 stds.append(keras.tree.map_structure(lambda s: s.std(0), stacked))
+            if return_samples:
+                all_samples.append(stacked)
+    if not means:
+        raise ValueError(f"Argument `x` holds no data. Received: x={x!r}")
 
-    def concatenate(parts):
-        return keras.tree.map_structure(lambda *p: np.concatenate(p, axis=0), *parts)
+    def concatenate(parts, axis=0):
+        return keras.tree.map_structure(lambda *p: np.concatenate(p, axis=axis), *parts)
 
-    mean = concatenate(means)
-    return (mean, concatenate(stds)) if return_std else mean
+    results = [concatenate(means)]
+    if return_std:
+        results.append(concatenate(stds))
+    if return_samples:
+        results.append(concatenate(all_samples, axis=1))
+    return results[0] if len(results) == 1 else tuple(results)

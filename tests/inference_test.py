@@ -117,3 +117,69 @@ def test_nested_models_are_reached():
     assert all(
         layer.inference == "sample" and layer.kl_weight == 0.5 for layer in inner.layers
     )
+
+
+def _match_rows(got, expected, atol):
+    """Index of the row of `expected` each row of `got` equals (within `atol`), or -1."""
+    distance = np.abs(got[:, None, :] - expected[None, :, :]).max(axis=-1)
+    return np.where(distance.min(axis=1) <= atol, distance.argmin(axis=1), -1)
+
+
+def test_predict_mc_on_a_reshuffled_dataset_keeps_rows_together():
+    # sigma ~ 0: every sample equals the mean-mode output, so each averaged
+    # row must be one example's output. Averaging rows of different examples
+    # (the dataset reshuffled on every pass) matches none.
+    import tensorflow as tf
+
+    model = small_model(stddev=1e-6)
+    x, _ = data(64)
+    expected = model.predict(x, verbose=0)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(x)
+        .shuffle(64, seed=3, reshuffle_each_iteration=True)
+        .batch(16)
+    )
+    mean, samples = ks.predict_mc(model, dataset, num_samples=5, return_samples=True)
+    rows = _match_rows(mean, expected, atol=1e-4)
+    assert (rows >= 0).all() and sorted(rows) == list(range(64))
+    assert samples.shape == (5, 64, 3)
+    np.testing.assert_allclose(samples.mean(0), mean, rtol=1e-6)
+
+
+def test_predict_mc_on_a_dataset_of_pairs_and_a_generator():
+    import tensorflow as tf
+
+    model = small_model(stddev=1e-6)
+    x, y = data(40)
+    expected = model.predict(x, verbose=0)
+    pairs = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    np.testing.assert_allclose(
+        ks.predict_mc(model, pairs, num_samples=3), expected, atol=1e-4
+    )
+
+    def batches():
+        for start in range(0, 40, 16):
+            yield x[start : start + 16], y[start : start + 16]
+
+    np.testing.assert_allclose(
+        ks.predict_mc(model, batches(), num_samples=4), expected, atol=1e-4
+    )
+
+
+def test_predict_mc_return_samples_holds_each_sample():
+    model = small_model(stddev=0.3)
+    x, _ = data(20)
+    mean, std, samples = ks.predict_mc(
+        model,
+        x,
+        num_samples=6,
+        batch_size=8,
+        from_logits=True,
+        return_std=True,
+        return_samples=True,
+    )
+    assert samples.shape == (6, 20, 3)
+    np.testing.assert_allclose(samples.sum(-1), 1.0, rtol=1e-6)  # probabilities
+    np.testing.assert_allclose(samples.mean(0), mean, rtol=1e-6)
+    np.testing.assert_allclose(samples.std(0), std, rtol=1e-6)
+    assert not np.allclose(samples[0], samples[1])
