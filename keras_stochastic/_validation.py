@@ -104,7 +104,7 @@ def boolean(name, value):
 
 def choice(name, value, allowed):
     """`value`, which must be one of `allowed`."""
-    if not isinstance(value, str) and not all(not isinstance(a, str) for a in allowed):
+    if any(isinstance(a, str) for a in allowed) and not isinstance(value, str):
         raise TypeError(
             f"Argument `{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
         )

@@ -16,6 +16,8 @@ PARAMETERIZATIONS = ("additive", "weight", "neuron", "layer")
 # alpha (other parameterizations; Neklyudov et al.'s LinearVDO).
 DEFAULT_LOG_SIGMA2 = -10.0
 DEFAULT_LOG_ALPHA = -5.0
+# Marks a view's fused `(sigma^2, KL)` as not computed yet (None means "no fused op").
+_NOT_COMPUTED = object()
 
 
 def validate_threshold(threshold):
@@ -57,23 +59,21 @@ class VariationalDropoutWeights:
         self._theta = ops.convert_to_tensor(posterior.mean)
         self.mean = ops.cast(self._theta, dtype)
         self._log_alpha = None
-        self._fused = None
+        self._fused = _NOT_COMPUTED
 
     def _fused_stats(self):
         """`(sigma^2, KL)` from the prior's fused op, or None where it has none."""
         posterior = self._posterior
         if posterior.parameterization != "additive":
             return None
-        if self._fused is None:
+        if self._fused is _NOT_COMPUTED:
             # `cast` reads the variables: TensorFlow's custom gradient must
-            # see tensors, not variables. A 1-tuple: the op may be None.
-            self._fused = (
-                posterior.prior.fused_kl(
-                    ops.cast(posterior.mean, "float32"),
-                    ops.cast(posterior.log_variance, "float32"),
-                ),
+            # see tensors, not variables. None where the prior has no fused op.
+            self._fused = posterior.prior.fused_kl(
+                ops.cast(posterior.mean, "float32"),
+                ops.cast(posterior.log_variance, "float32"),
             )
-        return self._fused[0]
+        return self._fused
 
     @property
     def log_alpha(self):
@@ -162,7 +162,6 @@ class VariationalDropoutPosterior:
         # The config keeps a prior given by name as that name (the on-disk
         # format of the first version) and serializes an instance.
         self._prior_identifier = prior if isinstance(prior, str) else None
-        self.kl_approximation = getattr(self.prior, "approximation", "molchanov")
         self.threshold = validate_threshold(threshold)
         self.prefix = prefix
         self._log_variance_identifier = log_variance_initializer
@@ -175,7 +174,6 @@ class VariationalDropoutPosterior:
         self.log_variance_initializer = get_log_initializer(
             log_variance_initializer, "log_variance_initializer"
         )
-        self.log_alpha_max = self.prior.log_alpha_max
 
     def build(self, layer, shape, initializer, regularizer=None, constraint=None):
         self.mean = layer.add_weight(
@@ -200,6 +198,16 @@ class VariationalDropoutPosterior:
             initializer=self.log_variance_initializer,
             autocast=False,
         )
+
+    @property
+    def kl_approximation(self):
+        """The log-uniform KL approximation (`"molchanov"` for the other priors)."""
+        return getattr(self.prior, "approximation", "molchanov")
+
+    @property
+    def log_alpha_max(self):
+        """The upper clip of `log alpha`: the domain of the prior's KL."""
+        return self.prior.log_alpha_max
 
     def log_alpha(self):
         """Clipped `log alpha` (float32) in the parameterization's shape."""
