@@ -4,6 +4,7 @@ from keras_stochastic import callbacks
 from keras_stochastic import diagnostics
 from keras_stochastic import kl
 from keras_stochastic import layers
+from keras_stochastic import metrics
 from keras_stochastic import optimizers
 from keras_stochastic import priors
 from keras_stochastic.inference import kl_divergence
@@ -20,6 +21,7 @@ __all__ = [
     "kl",
     "kl_divergence",
     "layers",
+    "metrics",
     "optimizers",
     "predict_mc",
     "priors",

@@ -131,6 +131,9 @@ OBJECT_ARGS = {
         "seed": 3,
     },
     "KLAnnealing": {"warmup_epochs": 3, "initial_factor": 0.1},
+    "ExpectedCalibrationError": {"num_bins": 7, "from_logits": True, "name": "ece"},
+    "MaximumCalibrationError": {"num_bins": 5, "from_logits": True, "name": "mce"},
+    "BrierScore": {"from_logits": True, "name": "brier"},
     "PhaseTransitionMonitor": {
         "validation_data": _validation_data,
         "num_samples": 2,
