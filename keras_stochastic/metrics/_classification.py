@@ -17,18 +17,25 @@ from keras import ops
 LOG_EPSILON = 1e-12
 
 
+def widen_binary(probs):
+    """float32 probabilities with a single positive-class unit widened to `[1 - p, p]`."""
+    probs = ops.cast(ops.convert_to_tensor(probs), "float32")
+    if probs.shape[-1] == 1:
+        probs = ops.concatenate([1.0 - probs, probs], axis=-1)
+    return probs
+
+
 def probabilities(y_pred, from_logits=False):
     """`(num_examples, num_classes)` float32 probabilities, binary widened to two columns."""
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_pred = ops.cast(y_pred, "float32")
+    y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
     if len(y_pred.shape) == 1:
         y_pred = ops.expand_dims(y_pred, -1)
-    if y_pred.shape[-1] == 1:
-        if from_logits:
-            y_pred = ops.sigmoid(y_pred)
-        return ops.reshape(ops.concatenate([1.0 - y_pred, y_pred], axis=-1), (-1, 2))
     if from_logits:
-        y_pred = ops.softmax(y_pred, axis=-1)
+        if y_pred.shape[-1] == 1:
+            y_pred = ops.sigmoid(y_pred)
+        else:
+            y_pred = ops.softmax(y_pred, axis=-1)
+    y_pred = widen_binary(y_pred)
     return ops.reshape(y_pred, (-1, y_pred.shape[-1]))
 
 

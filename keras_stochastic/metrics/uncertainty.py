@@ -21,14 +21,6 @@ from keras import ops
 from keras_stochastic.metrics import _classification
 
 
-def _categorical(probs):
-    """Probabilities with a binary single unit widened to `[1 - p, p]`."""
-    probs = ops.cast(ops.convert_to_tensor(probs), "float32")
-    if probs.shape[-1] == 1:
-        probs = ops.concatenate([1.0 - probs, probs], axis=-1)
-    return probs
-
-
 def predictive_entropy(probs):
     """Entropy `-sum_k p_k log p_k` (nats) of each row of probabilities.
 
@@ -39,7 +31,7 @@ def predictive_entropy(probs):
     Returns:
         float32 tensor of shape `probs.shape[:-1]`.
     """
-    return _classification.entropy(_categorical(probs))
+    return _classification.entropy(_classification.widen_binary(probs))
 
 
 def expected_entropy(samples):
@@ -51,7 +43,9 @@ def expected_entropy(samples):
     Returns:
         float32 tensor of shape `samples.shape[1:-1]`.
     """
-    return ops.mean(_classification.entropy(_categorical(samples)), axis=0)
+    return ops.mean(
+        _classification.entropy(_classification.widen_binary(samples)), axis=0
+    )
 
 
 def mutual_information(samples):
@@ -66,6 +60,6 @@ def mutual_information(samples):
     Returns:
         float32 tensor of shape `samples.shape[1:-1]`.
     """
-    samples = _categorical(samples)
+    samples = _classification.widen_binary(samples)
     total = _classification.entropy(ops.mean(samples, axis=0))
     return ops.maximum(total - expected_entropy(samples), 0.0)
