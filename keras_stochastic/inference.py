@@ -101,7 +101,7 @@ def kl_divergence(model):
 def _probabilities(outputs):
     outputs = np.asarray(outputs, dtype="float64")
     if outputs.shape[-1] == 1:
-        return 1.0 / (1.0 + np.exp(-outputs))
+        return np.exp(-np.logaddexp(0.0, -outputs))
     shifted = outputs - outputs.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)

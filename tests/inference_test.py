@@ -183,3 +183,23 @@ def test_predict_mc_return_samples_holds_each_sample():
     np.testing.assert_allclose(samples.mean(0), mean, rtol=1e-6)
     np.testing.assert_allclose(samples.std(0), std, rtol=1e-6)
     assert not np.allclose(samples[0], samples[1])
+
+
+def test_predict_mc_sigmoid_of_extreme_logits_neither_overflows_nor_rounds_to_zero():
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            ks.layers.DenseFlipout(
+                1,
+                kernel_initializer="ones",
+                kernel_stddev_initializer=keras.initializers.Constant(1e-6),
+                seed=0,
+            ),
+        ]
+    )
+    x = np.array([[-800.0], [-50.0], [0.0], [50.0]], "float32")
+    with np.errstate(over="raise"):
+        probs = ks.predict_mc(model, x, num_samples=2, from_logits=True)
+    expected = np.exp(-np.logaddexp(0.0, -x[:, 0].astype("float64")))
+    np.testing.assert_allclose(probs[:, 0], expected, rtol=1e-4)
+    assert probs[1, 0] > 0
