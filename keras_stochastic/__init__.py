@@ -1,5 +1,6 @@
 """keras_stochastic: probabilistic (stochastic-weight) layers for Keras 3."""
 
+from keras_stochastic import calibration
 from keras_stochastic import callbacks
 from keras_stochastic import diagnostics
 from keras_stochastic import kl
@@ -16,6 +17,7 @@ from keras_stochastic.version import __version__
 
 __all__ = [
     "__version__",
+    "calibration",
     "callbacks",
     "diagnostics",
     "kl",
