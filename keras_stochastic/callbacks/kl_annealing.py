@@ -53,9 +53,11 @@ class KLAnnealing(keras.callbacks.Callback):
         return min(1.0, self.initial_factor + (1.0 - self.initial_factor) * progress)
 
     def on_train_begin(self, logs=None):
-        self._targets = [
-            layer.kl_weight for layer in inference.stochastic_layers(self.model)
-        ]
+        layers = inference.stochastic_layers(self.model)
+        for layer in layers:
+            # Annealing towards the unset default is the same trap.
+            layer._warn_if_default_kl_weight()
+        self._targets = [layer.kl_weight for layer in layers]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._factor = self.factor(epoch)

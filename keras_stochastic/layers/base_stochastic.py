@@ -23,6 +23,8 @@ Subclasses provide `posterior` (see `keras_stochastic.posteriors`) and the
 argument).
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -30,13 +32,17 @@ from keras_stochastic import _validation
 from keras_stochastic import estimators as estimators_lib
 from keras_stochastic import rng
 
+# What `kl_weight=None` (not set) stands for.
+DEFAULT_KL_WEIGHT = 1.0
+
 
 class StochasticLayer(keras.layers.Layer):
     """Base class of the layers with random weights.
 
     Args:
         kl_weight: Non-negative float, multiplies the KL term that the layer
-            adds with `add_loss`.
+            adds with `add_loss`; `None` (not set) means 1.0, and the layer
+            warns the first time it trains (see `_warn_if_default_kl_weight`).
         inference: `"mean"` or `"sample"`, what the layer does when `training`
             is false.
         seed: Integer or None, seeds the layer's `SeedGenerator`.
@@ -44,10 +50,16 @@ class StochasticLayer(keras.layers.Layer):
     """
 
     estimator = None
+    # Whether the layer's KL is identically 0 (zero-mean layers): no warning then.
+    _kl_is_zero = False
 
-    def __init__(self, kl_weight=1.0, inference="mean", seed=None, **kwargs):
+    def __init__(self, kl_weight=None, inference="mean", seed=None, **kwargs):
         super().__init__(**kwargs)
-        self._kl_weight_value = _validation.kl_weight(kl_weight)
+        self._kl_weight_is_default = kl_weight is None
+        self._kl_weight_warned = False
+        self._kl_weight_value = (
+            DEFAULT_KL_WEIGHT if kl_weight is None else _validation.kl_weight(kl_weight)
+        )
         self._inference_value = _validation.inference(inference)
         self.seed = _validation.seed(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -83,8 +95,38 @@ class StochasticLayer(keras.layers.Layer):
     @kl_weight.setter
     def kl_weight(self, value):
         self._kl_weight_value = _validation.kl_weight(value)
+        self._kl_weight_is_default = False
         if self._kl_weight is not None:
             self._kl_weight.assign(self._kl_weight_value)
+
+    def _warn_if_default_kl_weight(self, training=True, owner=None):
+        """Warns, once per layer, when it trains with `kl_weight` never set.
+
+        `fit` adds layer losses to the batch-mean data loss, so the default
+        1.0 weighs the KL of every weight against one example's loss, and
+        the KL usually wins (a two-layer `DenseFlipout` MLP on digits trains
+        to chance level). Silenced by any explicit value, `ks.set_kl_weight`
+        or `ks.callbacks.KLAnnealing` with an explicit target. `owner` is
+        the layer the message names (a recurrent layer for its cell).
+        """
+        owner = owner or self
+        if not (training and self._kl_weight_is_default) or self._kl_is_zero:
+            return
+        if self._kl_weight_warned:
+            return
+        self._kl_weight_warned = True
+        warnings.warn(
+            f"Layer {owner.name!r} ({type(owner).__name__}) is training with "
+            "`kl_weight` not set, so it is 1.0. Keras adds the KL term to the "
+            "*batch-mean* data loss, so 1.0 weighs the KL of all the layer's "
+            "weights against a single example's loss, and usually keeps the "
+            "model from learning. Pass `kl_weight=1 / num_train_examples` to "
+            "the layer (or call `ks.set_kl_weight(model, 1 / "
+            "num_train_examples)` before `fit`); pass `kl_weight=1.0` to keep "
+            "1.0 without this warning.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     @property
     def inference(self):
@@ -148,6 +190,7 @@ class StochasticLayer(keras.layers.Layer):
             return estimator.apply(linear, inputs, draw), weights
 
         if training:
+            self._warn_if_default_kl_weight(training)
             outputs, weights = sample([self.seed_generator] * estimator.num_seeds)
         else:
             seeds = rng.predraw(self.seed_generator, estimator.num_seeds)
@@ -188,7 +231,7 @@ class StochasticLayer(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "kl_weight": self.kl_weight,
+                "kl_weight": None if self._kl_weight_is_default else self.kl_weight,
                 "inference": self.inference,
                 "seed": self.seed,
             }

@@ -51,6 +51,8 @@ def warn_mean_inference(layer):
 class VarianceKernelMixin:
     """Estimator choice, the mean-inference warning and kernel views of variance layers."""
 
+    _kl_is_zero = True
+
     def _init_variance(self, estimator):
         self.estimator = estimator
         if self._inference_value == "mean":
@@ -120,7 +122,7 @@ class VarianceConv(VarianceKernelMixin, BaseStochasticConv):
         bias_constraint=None,
         distribution="gaussian",
         estimator=None,
-        kl_weight=1.0,
+        kl_weight=None,
         inference="sample",
         seed=None,
         **kwargs,

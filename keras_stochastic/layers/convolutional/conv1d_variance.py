@@ -104,7 +104,8 @@ class Conv1DVariance(VarianceConv):
             `"reparameterization"`; `None` (default) picks
             `"local_reparameterization"` for Gaussian weights and `"flipout"`
             for the others. `"local_reparameterization"` is Gaussian-only.
-        kl_weight: Non-negative float (default 1.0), kept so that every
+        kl_weight: Non-negative float or `None` (the default, 1.0; no
+            warning, the KL being 0), kept so that every
             keras_stochastic layer takes it. The layer adds
             `kl_weight * KL(q || p)` with `add_loss` on every call, and that KL
             is 0 here (see above), so it has no effect. (For the other layers,

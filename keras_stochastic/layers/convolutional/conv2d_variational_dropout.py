@@ -114,7 +114,9 @@ class Conv2DVariationalDropout(VariationalDropoutConv):
             float for a constant: `log sigma^2` for `"additive"` (default
             -10.0, as Molchanov et al.), `log alpha` for the other
             parameterizations (default -5.0, as Neklyudov et al.).
-        kl_weight: Non-negative float (default 1.0). The layer adds
+        kl_weight: Non-negative float, or `None` (the default: 1.0, with a
+            warning when the layer trains, because 1.0 is almost never the
+            right value). The layer adds
             `kl_weight * KL(q || p)` (a float32 sum over the kernel's weights;
             a shared `log_alpha` counts once per weight it covers) with
             `add_loss` on every call. `fit` adds layer losses to the

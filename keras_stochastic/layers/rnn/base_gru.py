@@ -36,7 +36,7 @@ class BaseGRUCell(BaseStochasticRNNCell):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         seed=None,
         **kwargs,
@@ -154,7 +154,7 @@ class BaseGRU(BaseStochasticRNN):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         **kwargs,
     ):

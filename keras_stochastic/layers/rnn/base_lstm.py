@@ -35,7 +35,7 @@ class BaseLSTMCell(BaseStochasticRNNCell):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         seed=None,
         **kwargs,
@@ -144,7 +144,7 @@ class BaseLSTM(BaseStochasticRNN):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         **kwargs,
     ):

@@ -301,6 +301,7 @@ class BaseStochasticRNNCell(
         raise NotImplementedError
 
     def call(self, inputs, states, training=False):
+        self._warn_if_default_kl_weight(training)
         state = states[0] if keras.tree.is_nested(states) else states
         # Draws for the sequence if no RNN layer did (a cell called directly).
         dropout_mask = self.get_dropout_mask(inputs)
@@ -401,6 +402,7 @@ class BaseStochasticRNN(keras.layers.RNN):
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        self.cell._warn_if_default_kl_weight(training, owner=self)
         return super().call(
             sequences, mask=mask, training=training, initial_state=initial_state
         )

@@ -31,7 +31,7 @@ class BaseSimpleRNNCell(BaseStochasticRNNCell):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         seed=None,
         **kwargs,
@@ -106,7 +106,7 @@ class BaseSimpleRNN(BaseStochasticRNN):
         recurrent_kernel_stddev_initializer=None,
         stochastic_recurrent_kernel=True,
         prior="normal",
-        kl_weight=1.0,
+        kl_weight=None,
         inference="mean",
         **kwargs,
     ):

@@ -123,7 +123,9 @@ class LSTMFlipout(BaseLSTM):
             analytic KL, the default), `"scale_mixture_normal"`, or a
             `ks.priors.Prior` instance such as `ks.priors.Normal(0.1)` or
             `ks.priors.ScaleMixtureNormal(...)` (Monte Carlo KL).
-        kl_weight: Non-negative float (default 1.0). The layer adds
+        kl_weight: Non-negative float, or `None` (the default: 1.0, with a
+            warning when the layer trains, because 1.0 is almost never the
+            right value). The layer adds
             `kl_weight * KL(q || p)` of each stochastic kernel (a float32 sum
             over its weights) with `add_loss`, once per call. `fit` adds
             layer losses to the *batch-mean* data loss, so the value that
