@@ -134,3 +134,83 @@ def header_markdown(title, env, found_versions):
         f"- Backend: {env['backend']}; versions: {versions_text}\n"
         f"- Date: {env['date']}\n\n"
     )
+
+
+def run_tutorial(
+    tutorial,
+    name,
+    seed,
+    tutorial_args=(),
+    output_dir=DEFAULT_OUTPUT_DIR,
+    png=None,
+    smoke=False,
+):
+    """Runs a tutorial script with `--seed seed`; returns its `<name>.json` plus run metadata.
+
+    The tutorial writes its outputs into a scratch `KS_OUTPUT_DIR`; `png`
+    (a file name there) is copied to `output_dir`. `smoke=True` sets
+    `KS_TUTORIAL_SMOKE=1` (tiny data, one epoch: for tests of the
+    benchmark script, not for results).
+    """
+    import resource
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, tutorial, "--seed", str(seed), *tutorial_args]
+    os.makedirs(output_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        env = dict(os.environ)
+        env.pop("KS_TUTORIAL_SMOKE", None)
+        if smoke:
+            env["KS_TUTORIAL_SMOKE"] = "1"
+        env.update(
+            {
+                "KS_OUTPUT_DIR": scratch,
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "MPLBACKEND": "Agg",
+                "PYTHONPATH": os.pathsep.join(
+                    [root] + [p for p in [env.get("PYTHONPATH")] if p]
+                ),
+            }
+        )
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load_before = os.getloadavg()
+        wall_start = time.perf_counter()
+        subprocess.run(command, env=env, cwd=root, check=True)
+        wall = time.perf_counter() - wall_start
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open(os.path.join(scratch, f"{name}.json")) as f:
+            result = json.load(f)
+        if png:
+            shutil.copy(os.path.join(scratch, png), os.path.join(output_dir, png))
+    result["run"] = {
+        "tutorial_command": " ".join(
+            ["python", os.path.relpath(tutorial, root)]
+            + [shlex.quote(a) for a in command[2:]]
+        ),
+        "tutorial_args": list(tutorial_args),
+        "wall_seconds": wall,
+        "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
+        + (cpu_after.ru_stime - cpu_before.ru_stime),
+        "load_average_at_start": load_before,
+    }
+    return result
+
+
+def recorded_or_run(path, tutorial_args, force, run):
+    """The result recorded at `path` for these tutorial arguments, else `run()` recorded there.
+
+    This is what makes an interrupted run resume; `force` reruns anyway.
+    """
+    if os.path.exists(path) and not force:
+        with open(path) as f:
+            result = json.load(f)
+        if result["run"].get("tutorial_args") == list(tutorial_args):
+            print(f"reusing {path}", file=sys.stderr)
+            return result
+    result = run()
+    write_json(path, result)
+    return result

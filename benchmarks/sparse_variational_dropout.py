@@ -34,15 +34,7 @@ is measured by `benchmarks.train_step` (variant `ks_vd`).
 """
 
 import argparse
-import json
 import os
-import resource
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 
 import numpy as np
 
@@ -78,45 +70,15 @@ def run_seed(
     `smoke=True` runs it with `KS_TUTORIAL_SMOKE=1` (tiny data, one epoch: for
     tests of this script, not for results).
     """
-    command = [sys.executable, TUTORIAL, "--seed", str(seed), *tutorial_args]
-    os.makedirs(output_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        env = dict(os.environ)
-        env.pop("KS_TUTORIAL_SMOKE", None)
-        if smoke:
-            env["KS_TUTORIAL_SMOKE"] = "1"
-        env.update(
-            {
-                "KS_OUTPUT_DIR": scratch,
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "MPLBACKEND": "Agg",
-                "PYTHONPATH": os.pathsep.join(
-                    [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
-                ),
-            }
-        )
-        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        load_before = os.getloadavg()
-        wall_start = time.perf_counter()
-        subprocess.run(command, env=env, cwd=ROOT, check=True)
-        wall = time.perf_counter() - wall_start
-        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        with open(os.path.join(scratch, f"{NAME}.json")) as f:
-            result = json.load(f)
-        if keep_png:
-            shutil.copy(os.path.join(scratch, PNG), os.path.join(output_dir, PNG))
-    result["run"] = {
-        "tutorial_command": " ".join(
-            ["python", os.path.relpath(TUTORIAL, ROOT)]
-            + [shlex.quote(a) for a in command[2:]]
-        ),
-        "tutorial_args": list(tutorial_args),
-        "wall_seconds": wall,
-        "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
-        + (cpu_after.ru_stime - cpu_before.ru_stime),
-        "load_average_at_start": load_before,
-    }
-    return result
+    return _common.run_tutorial(
+        TUTORIAL,
+        NAME,
+        seed,
+        tutorial_args,
+        output_dir,
+        PNG if keep_png else None,
+        smoke,
+    )
 
 
 def recorded_or_run(path, seed, tutorial_args, args, keep_png, smoke):
@@ -124,17 +86,12 @@ def recorded_or_run(path, seed, tutorial_args, args, keep_png, smoke):
 
     This is what makes an interrupted run resume; `args.force` reruns anyway.
     """
-    if os.path.exists(path) and not args.force:
-        with open(path) as f:
-            result = json.load(f)
-        if result["run"].get("tutorial_args") == tutorial_args:
-            print(f"[{NAME}] reusing {path}", file=sys.stderr)
-            return result
-    result = run_seed(
-        seed, tutorial_args, args.output_dir, keep_png=keep_png, smoke=smoke
+    return _common.recorded_or_run(
+        path,
+        tutorial_args,
+        args.force,
+        lambda: run_seed(seed, tutorial_args, args.output_dir, keep_png, smoke),
     )
-    _common.write_json(path, result)
-    return result
 
 
 def _percent(value):

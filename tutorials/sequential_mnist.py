@@ -48,7 +48,6 @@ import time
 
 import keras
 import numpy as np
-from scipy import ndimage
 
 import common
 import keras_stochastic as ks
@@ -220,7 +219,7 @@ uniform prediction) and the accuracy of each predictor:
 
 - additive Gaussian pixel noise of growing standard deviation (clipped to
   `[0, 1]`);
-- rotation by a growing angle (`scipy.ndimage.rotate`, bilinear).
+- rotation by a growing angle (`common.rotate`: bilinear, `scipy.ndimage`).
 
 For a recurrent reader, a rotated digit is a very different sequence of rows
 from the upright ones it was trained on.
@@ -252,7 +251,7 @@ def add_noise(stddev):
 
 
 def rotate(angle):
-    return ndimage.rotate(x_shift, angle, axes=(1, 2), reshape=False, order=1)
+    return common.rotate(x_shift, angle)
 
 
 curves = {
