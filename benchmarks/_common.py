@@ -142,13 +142,13 @@ def run_tutorial(
     seed,
     tutorial_args=(),
     output_dir=DEFAULT_OUTPUT_DIR,
-    png=None,
+    pngs=(),
     smoke=False,
 ):
     """Runs a tutorial script with `--seed seed`; returns its `<name>.json` plus run metadata.
 
-    The tutorial writes its outputs into a scratch `KS_OUTPUT_DIR`; `png`
-    (a file name there) is copied to `output_dir`. `smoke=True` sets
+    The tutorial writes its outputs into a scratch `KS_OUTPUT_DIR`; `pngs`
+    (file names there) are copied to `output_dir`. `smoke=True` sets
     `KS_TUTORIAL_SMOKE=1` (tiny data, one epoch: for tests of the
     benchmark script, not for results).
     """
@@ -184,7 +184,7 @@ def run_tutorial(
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(os.path.join(scratch, f"{name}.json")) as f:
             result = json.load(f)
-        if png:
+        for png in pngs:
             shutil.copy(os.path.join(scratch, png), os.path.join(output_dir, png))
     result["run"] = {
         "tutorial_command": " ".join(

@@ -132,7 +132,7 @@ def main(argv=None, smoke=False):
                 tutorial_args,
                 args.force,
                 lambda seed=seed: _common.run_tutorial(
-                    TUTORIAL, NAME, seed, tutorial_args, args.output_dir, None, smoke
+                    TUTORIAL, NAME, seed, tutorial_args, args.output_dir, (), smoke
                 ),
             )
         )

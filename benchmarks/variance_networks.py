@@ -16,13 +16,10 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
+
+from benchmarks import _common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL = os.path.join(ROOT, "tutorials", "variance_networks.py")
@@ -71,49 +68,24 @@ def meets_bar(results):
 
 def run(seed=0, epochs=None, full_mnist=False, output_dir=DEFAULT_OUTPUT_DIR):
     """Runs the tutorial with `seed`; returns its results plus run metadata."""
-    command = [sys.executable, TUTORIAL, "--seed", str(seed)]
+    tutorial_args = []
     if epochs is not None:
-        command += ["--epochs", str(epochs)]
+        tutorial_args += ["--epochs", str(epochs)]
     if full_mnist:
-        command.append("--full-mnist")
-    os.makedirs(output_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        env = dict(os.environ)
-        env.pop("KS_TUTORIAL_SMOKE", None)
-        env.update(
-            {
-                "KS_OUTPUT_DIR": scratch,
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "MPLBACKEND": "Agg",
-                "PYTHONPATH": os.pathsep.join(
-                    [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
-                ),
-            }
-        )
-        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wall_start = time.perf_counter()
-        subprocess.run(command, env=env, cwd=ROOT, check=True)
-        wall = time.perf_counter() - wall_start
-        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        with open(os.path.join(scratch, "variance_networks.json")) as f:
-            results = json.load(f)
-        for name in PNGS:
-            shutil.copy(os.path.join(scratch, name), os.path.join(output_dir, name))
-    results["run"] = {
-        "command": " ".join(
-            ["python -m benchmarks.variance_networks"]
-            + [shlex.quote(a) for a in sys.argv[1:]]
-        ),
-        "tutorial_command": " ".join(
-            shlex.quote(os.path.relpath(a, ROOT) if a == TUTORIAL else a)
-            for a in command[1:]
-        ),
-        "wall_seconds": wall,
-        "cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
-        + (cpu_after.ru_stime - cpu_before.ru_stime),
-        "machine": _cpu(),
-        "versions": _versions(),
-    }
+        tutorial_args.append("--full-mnist")
+    results = _common.run_tutorial(
+        TUTORIAL, "variance_networks", seed, tutorial_args, output_dir, PNGS
+    )
+    results["run"].update(
+        {
+            "command": " ".join(
+                ["python -m benchmarks.variance_networks"]
+                + [shlex.quote(a) for a in sys.argv[1:]]
+            ),
+            "machine": _cpu(),
+            "versions": _versions(),
+        }
+    )
     return results
 
 
@@ -122,7 +94,7 @@ def markdown(results):
     accuracies = results["variance_network"]
     run_info = results["run"]
     lines = [
-        f"Command: `{run_info['command']}` (runs `python {run_info['tutorial_command']}`), "
+        f"Command: `{run_info['command']}` (runs `{run_info['tutorial_command']}`), "
         f"backend {results['backend']}, {results['data']}, {results['epochs']} epochs, "
         f"seed {results['seed']}.",
         f"Machine: {run_info['machine']}. Versions: "
