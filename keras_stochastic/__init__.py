@@ -2,6 +2,7 @@
 
 from keras_stochastic import calibration
 from keras_stochastic import callbacks
+from keras_stochastic import conversion
 from keras_stochastic import diagnostics
 from keras_stochastic import kl
 from keras_stochastic import layers
@@ -9,6 +10,8 @@ from keras_stochastic import metrics
 from keras_stochastic import optimizers
 from keras_stochastic import plot
 from keras_stochastic import priors
+from keras_stochastic.conversion import to_bayesian
+from keras_stochastic.conversion import to_deterministic
 from keras_stochastic.inference import kl_divergence
 from keras_stochastic.inference import predict_mc
 from keras_stochastic.inference import set_inference
@@ -20,6 +23,7 @@ __all__ = [
     "__version__",
     "calibration",
     "callbacks",
+    "conversion",
     "diagnostics",
     "kl",
     "kl_divergence",
@@ -32,4 +36,6 @@ __all__ = [
     "set_inference",
     "set_kl_weight",
     "sparsity",
+    "to_bayesian",
+    "to_deterministic",
 ]

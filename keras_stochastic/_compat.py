@@ -9,11 +9,16 @@ that hook is where our cells draw their per-sequence noise.
 bookkeeping, which `GradientNoise` shares with the optimizer it wraps.
 `flatten_layers` walks a model's layers (nested models, wrappers and cells
 included) with `Layer._flatten_layers`, which Keras has no public twin of.
+`is_graph_model` tells the models `keras.models.clone_model` can rebuild
+layer by layer (`Sequential` and `Functional`, the class of functional
+models, which Keras does not export) from subclassed ones.
 `tests/compat_test.py` fails loudly if a Keras release moves any of them.
 """
 
 from keras.src.backend.config import standardize_data_format
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+from keras.src.models.functional import Functional
+from keras.src.models.sequential import Sequential
 from keras.src.ops.operation_utils import compute_conv_output_shape
 from keras.src.utils.argument_validation import standardize_padding
 from keras.src.utils.argument_validation import standardize_tuple
@@ -22,6 +27,11 @@ from keras.src.utils.argument_validation import standardize_tuple
 def flatten_layers(layer, include_self=True, recursive=True):
     """`layer` and the layers it contains, depth first (Keras's own traversal)."""
     return list(layer._flatten_layers(include_self=include_self, recursive=recursive))
+
+
+def is_graph_model(layer):
+    """Whether `layer` is a `Sequential` or functional model (a graph of layers)."""
+    return isinstance(layer, (Sequential, Functional))
 
 
 def optimizer_variables(optimizer):
@@ -38,6 +48,7 @@ __all__ = [
     "DropoutRNNCell",
     "compute_conv_output_shape",
     "flatten_layers",
+    "is_graph_model",
     "optimizer_variables",
     "standardize_data_format",
     "standardize_padding",

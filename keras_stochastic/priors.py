@@ -9,10 +9,12 @@ faster (tested against the formula).
 
 Two families, by the posterior they score:
 
-- `GaussianPrior` (`Normal`, `ScaleMixtureNormal`): priors of the mean-field
-  Gaussian posterior `N(mean, stddev^2)` of the flipout, local
-  reparameterization and reparameterization layers:
-  `kl(mean, stddev, seed, epsilon=None)`.
+- `GaussianPrior` (`Normal`, `ScaleMixtureNormal`, `CenteredNormal`): priors
+  of the mean-field Gaussian posterior `N(mean, stddev^2)` of the flipout,
+  local reparameterization and reparameterization layers:
+  `kl(mean, stddev, seed, epsilon=None)`. A prior with `centered = True`
+  (`CenteredNormal`) is located at a per-weight centre that the layer holds
+  as a non-trainable weight; its `kl` receives `mean - center`.
 - `DropoutPrior` (`LogUniform`, `StudentT`, `ARD`): priors of the
   Gaussian-dropout posterior `N(theta, alpha theta^2)` of the variational
   dropout layers: `kl(log_alpha, theta, seed)`.
@@ -64,7 +66,15 @@ class GaussianPrior(Prior):
     when given, is the standard-normal draw of the forward pass's weight
     sample `w = mean + stddev * epsilon`, which a Monte Carlo KL reuses
     instead of drawing its own.
+
+    `centered` (a class attribute, default False): whether the prior sits at
+    a per-weight centre `c` instead of at zero. The posterior then creates a
+    non-trainable weight `<prefix>_prior_mean` holding `c` and passes
+    `mean - c` as `mean` to `kl` and `fused_kl`: for a location family
+    `p(w) = p0(w - c)`, `KL(N(mean, s^2) || p) = KL(N(mean - c, s^2) || p0)`.
     """
+
+    centered = False
 
     def kl(self, mean, stddev, seed, epsilon=None):
         raise NotImplementedError
@@ -90,6 +100,53 @@ class Normal(GaussianPrior):
         self.stddev = _validation.positive("stddev", stddev)
 
     def kl(self, mean, stddev, seed=None, epsilon=None):
+        return kl_lib.normal_kl(mean, stddev, self.stddev)
+
+    def fused_kl(self, mean, rho, square):
+        return kl_lib.normal_kl_fused(mean, rho, self.stddev, square)
+
+    def get_config(self):
+        return {"stddev": self.stddev}
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class CenteredNormal(GaussianPrior):
+    """Normal prior centred on stored weights, `p(w) = N(center, stddev^2)`; analytic KL.
+
+    `KL(N(mean, s^2) || N(center, stddev^2))` per weight is
+    `log(stddev / s) + (s^2 + (mean - center)^2) / (2 stddev^2) - 1/2`, the
+    `Normal` KL of `mean - center`.
+
+    The centre is data, not configuration: the layer holds it as a
+    non-trainable float32 weight of the kernel's shape, `kernel_prior_mean`
+    (and `recurrent_kernel_prior_mean` for a stochastic recurrent kernel),
+    created after the posterior's own weights. So it is saved and restored
+    with the other weights (`.keras` files, checkpoints), and this object's
+    config is only `stddev`. A layer built with this prior starts with the
+    centre equal to the initial kernel mean (a prior at initialisation);
+    `ks.to_bayesian(..., prior=ks.priors.CenteredNormal(...))` sets it to the
+    trained kernel, the empirical prior of MOPED (Krishnan et al., 2020).
+    Assign `layer.posterior.prior_mean` to move it.
+
+    Args:
+        stddev: Positive float, the prior standard deviation around the centre.
+
+    Example:
+
+    >>> bayesian = ks.to_bayesian(model, prior=ks.priors.CenteredNormal(0.1))
+
+    References:
+        - [Krishnan et al., 2020](https://arxiv.org/abs/1906.05323), Specifying
+          Weight Priors in Bayesian Deep Neural Networks with Empirical Bayes.
+    """
+
+    centered = True
+
+    def __init__(self, stddev=1.0):
+        self.stddev = _validation.positive("stddev", stddev)
+
+    def kl(self, mean, stddev, seed=None, epsilon=None):
+        # `mean` is the posterior mean minus the centre (see `GaussianPrior`).
         return kl_lib.normal_kl(mean, stddev, self.stddev)
 
     def fused_kl(self, mean, rho, square):
@@ -278,7 +335,11 @@ class ARD(DropoutPrior):
         return _once_per_weight(total, log_alpha, theta)
 
 
-_GAUSSIAN_ALIASES = {"normal": Normal, "scale_mixture_normal": ScaleMixtureNormal}
+_GAUSSIAN_ALIASES = {
+    "normal": Normal,
+    "scale_mixture_normal": ScaleMixtureNormal,
+    "centered_normal": CenteredNormal,
+}
 _DROPOUT_ALIASES = {"log_uniform": LogUniform, "student_t": StudentT, "ard": ARD}
 
 
@@ -338,6 +399,7 @@ def serialize(prior):
 
 __all__ = [
     "ARD",
+    "CenteredNormal",
     "DropoutPrior",
     "GaussianPrior",
     "LogUniform",

@@ -83,3 +83,20 @@ def test_no_estimator_name_dispatch_outside_the_estimators_module():
         and any(n in line for n in names)
     ]
     assert offenders == []
+
+
+def test_is_graph_model():
+    import keras
+
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    assert _compat.is_graph_model(functional)
+    assert _compat.is_graph_model(sequential)
+    assert not _compat.is_graph_model(Subclassed())
+    assert not _compat.is_graph_model(keras.layers.Dense(2))

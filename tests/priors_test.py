@@ -163,3 +163,40 @@ def test_local_reparameterization_kl_is_unbiased():
     assert abs(draws.mean() - expected) < testing.sample_tolerance(
         draws.std(ddof=1), len(draws)
     ), f"mean KL {draws.mean():.3f} vs exact {expected:.3f}"
+
+
+def test_centered_normal_kl_is_the_closed_form_around_its_centre():
+    """KL(N(m, s^2) || N(c, p^2)) = sum log(p / s) + (s^2 + (m - c)^2) / (2 p^2) - 1/2."""
+    rng = np.random.default_rng(0)
+    layer = ks.layers.DenseFlipout(
+        3, prior=ks.priors.CenteredNormal(0.3), kernel_stddev_initializer=0.05, seed=0
+    )
+    layer.build((None, 4))
+    initial = testing.to_numpy(layer.kernel_mean)
+    # A standalone layer's prior starts at its initial mean: the KL is then
+    # the stddev terms alone.
+    np.testing.assert_array_equal(testing.to_numpy(layer.posterior.prior_mean), initial)
+    center = rng.normal(0.0, 0.5, (4, 3)).astype("float32")
+    mean = rng.normal(0.0, 0.5, (4, 3)).astype("float32")
+    layer.posterior.prior_mean.assign(center)
+    layer.kernel_mean.assign(mean)
+    stddev = testing.to_numpy(layer.kernel_stddev).astype("float64")
+    diff = mean.astype("float64") - center
+    expected = np.sum(np.log(0.3 / stddev) + (stddev**2 + diff**2) / (2 * 0.3**2) - 0.5)
+    np.testing.assert_allclose(
+        float(testing.to_numpy(layer.kl_divergence())), expected, rtol=1e-5
+    )
+    # The loss the layer adds (the fused KL) is the same value.
+    layer(np.ones((2, 4), "float32"), training=True)
+    np.testing.assert_allclose(_kl_loss(layer), expected, rtol=1e-5)
+    # Centred at zero it is the Normal prior's KL.
+    layer.posterior.prior_mean.assign(np.zeros((4, 3), "float32"))
+    np.testing.assert_allclose(
+        float(testing.to_numpy(layer.kl_divergence())),
+        float(testing.to_numpy(ks.kl.normal_kl(mean, stddev, 0.3))),
+        rtol=1e-5,
+    )
+    # The centre is a non-trainable weight; the prior's config is its stddev.
+    assert layer.posterior.prior_mean in layer.non_trainable_weights
+    assert ks.priors.CenteredNormal(0.3).get_config() == {"stddev": 0.3}
+    assert isinstance(ks.priors.get("centered_normal"), ks.priors.CenteredNormal)

@@ -120,6 +120,7 @@ OBJECT_ARGS = {
     "GaussianPrior": {},
     "DropoutPrior": {},
     "Normal": {"stddev": 0.3},
+    "CenteredNormal": {"stddev": 0.2},
     "ScaleMixtureNormal": {"pi": 0.25, "stddev1": 2.0, "stddev2": 0.01},
     "LogUniform": {"approximation": "kingma"},
     "StudentT": {"df": 0.5},

@@ -67,11 +67,15 @@ class GaussianWeights:
     weight sample.
     """
 
-    def __init__(self, mean, rho, prior, dtype):
+    def __init__(self, mean, rho, prior, dtype, center=None):
         # `cast` reads the variables (a no-op conversion otherwise): the fused
         # gradient must see tensors, not variables.
         self._mean32 = ops.cast(mean, "float32")
         self._rho = ops.cast(rho, "float32")
+        # What the prior scores: the mean relative to a centred prior's centre.
+        self._kl_mean32 = self._mean32
+        if center is not None:
+            self._kl_mean32 = self._mean32 - ops.cast(center, "float32")
         self.prior = prior
         self.dtype = dtype
         self.mean = ops.cast(self._mean32, dtype)
@@ -80,7 +84,7 @@ class GaussianWeights:
 
     def _stddev_or_variance(self, square):
         if square not in self._stats:
-            stats = self.prior.fused_kl(self._mean32, self._rho, square)
+            stats = self.prior.fused_kl(self._kl_mean32, self._rho, square)
             if stats is None:
                 stddev = softplus(self._rho) + STDDEV_FLOOR
                 stats = (ops.square(stddev) if square else stddev, None)
@@ -114,7 +118,7 @@ class GaussianWeights:
         kl = self._stats[False][1]
         if kl is not None:
             return kl
-        return self.prior.kl(self._mean32, self.stddev, seed, epsilon=self._epsilon)
+        return self.prior.kl(self._kl_mean32, self.stddev, seed, epsilon=self._epsilon)
 
 
 class GaussianPosterior:
@@ -122,7 +126,9 @@ class GaussianPosterior:
 
     Creates the variables `<prefix>_mean` (the trainable mean, initialized by
     the layer's kernel initializer, regularized and constrained like a Keras
-    kernel) and `<prefix>_rho`.
+    kernel) and `<prefix>_rho`; with a centred prior (`prior.centered`, e.g.
+    `ks.priors.CenteredNormal`) also `<prefix>_prior_mean`, the prior's
+    centre (non-trainable, initialized to the initial mean).
     """
 
     default_inference = "mean"
@@ -133,6 +139,7 @@ class GaussianPosterior:
             stddev_initializer, f"{prefix}_stddev_initializer"
         )
         self.prior = priors_lib.get(prior)
+        self.prior_mean = None
 
     def build(self, layer, shape, initializer, regularizer=None, constraint=None):
         self.mean = layer.add_weight(
@@ -151,12 +158,24 @@ class GaussianPosterior:
             ),
             autocast=False,
         )
+        if self.prior.centered:
+            mean = self.mean
+            self.prior_mean = layer.add_weight(
+                name=f"{self.prefix}_prior_mean",
+                shape=shape,
+                # A copy: JAX must not see one buffer in two variables.
+                initializer=lambda shape, dtype=None: ops.copy(ops.cast(mean, dtype)),
+                trainable=False,
+                autocast=False,
+            )
 
     def stddev(self):
         return softplus(self.rho) + STDDEV_FLOOR
 
     def __call__(self, dtype):
-        return GaussianWeights(self.mean, self.rho, self.prior, dtype)
+        return GaussianWeights(
+            self.mean, self.rho, self.prior, dtype, center=self.prior_mean
+        )
 
     def get_config(self):
         return {
