@@ -682,7 +682,10 @@ def to_bayesian(
         model, "flipout", kl_weight=1 / len(x_train), moped_delta=0.1,
         prior=ks.priors.CenteredNormal(0.1), verbose=1,
     )
-    bayesian.fit(x_train, y_train, epochs=2)  # fine-tune the posterior
+    bayesian.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # Fine-tune. The stddevs move slowly from their MOPED start (Adam moves
+    # each by about one learning rate per step): tutorials/bayesian_finetuning.py.
+    bayesian.fit(x_train, y_train, epochs=2)
     probs = ks.predict_mc(bayesian, x_test, num_samples=20, from_logits=True)
     plain = ks.to_deterministic(bayesian)  # posterior means, plain Keras
     ```
