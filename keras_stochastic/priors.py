@@ -110,7 +110,7 @@ class Normal(GaussianPrior):
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
-class CenteredNormal(GaussianPrior):
+class CenteredNormal(Normal):
     """Normal prior centred on stored weights, `p(w) = N(center, stddev^2)`; analytic KL.
 
     `KL(N(mean, s^2) || N(center, stddev^2))` per weight is
@@ -140,20 +140,8 @@ class CenteredNormal(GaussianPrior):
           Weight Priors in Bayesian Deep Neural Networks with Empirical Bayes.
     """
 
+    # Everything else is `Normal`'s: the posterior passes `mean - center`.
     centered = True
-
-    def __init__(self, stddev=1.0):
-        self.stddev = _validation.positive("stddev", stddev)
-
-    def kl(self, mean, stddev, seed=None, epsilon=None):
-        # `mean` is the posterior mean minus the centre (see `GaussianPrior`).
-        return kl_lib.normal_kl(mean, stddev, self.stddev)
-
-    def fused_kl(self, mean, rho, square):
-        return kl_lib.normal_kl_fused(mean, rho, self.stddev, square)
-
-    def get_config(self):
-        return {"stddev": self.stddev}
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
