@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import dataset_shift
+from tests.testing import tensorflow_only
 
 
 def _seed(seed, accuracy, auroc_mi):
@@ -37,6 +38,9 @@ def test_aggregate_means_over_seeds_and_skips_missing_scores():
     assert table["a"]["ood_auroc_mutual_information"][0] == pytest.approx(0.8)
 
 
+# The tutorial it runs is smoke-tested on both backends (tests/integration/tutorials_test.py);
+# the aggregation here does not depend on the backend.
+@tensorflow_only
 def test_script_in_smoke_mode(tmp_path):
     dataset_shift.main(
         [
@@ -56,7 +60,7 @@ def test_script_in_smoke_mode(tmp_path):
     assert seed["temperature"] > 0
     for method, result in seed["methods"].items():
         rotation = result["rotation"]
-        assert rotation["angles"] == [0, 90, 180]
+        assert rotation["angles"] == [0, 180]
         assert all(0 <= a <= 1 for a in rotation["accuracy"])
         assert all(0 <= e <= 1 for e in rotation["ece"])
         for row in result["ood"].values():
