@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_stochastic import _validation
 from keras_stochastic.inference import _probabilities
+from keras_stochastic.metrics import _classification
 
 __all__ = ["TemperatureScaling"]
 
@@ -24,17 +25,16 @@ def _true_class_probability(probs, labels):
 
 
 def _integer_labels(labels, logits):
-    labels = np.asarray(labels)
-    if labels.shape == logits.shape[-2:] and logits.shape[-1] > 1:
-        labels = labels.argmax(-1)
-    labels = labels.reshape(-1).astype(int)
-    if labels.shape[0] != logits.shape[-2]:
+    """Class indices read as `ks.metrics` reads labels (integers or one-hot rows)."""
+    examples = logits[0] if logits.ndim == 3 else logits
+    indices = ops.convert_to_numpy(_classification.labels(labels, examples))
+    if indices.shape[0] != examples.shape[0]:
         raise ValueError(
             "Arguments `logits` and `labels` must hold the same number of "
             f"examples. Received: logits.shape={logits.shape}, "
             f"labels.shape={np.shape(labels)}"
         )
-    return labels
+    return indices.astype(int)
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
