@@ -48,6 +48,33 @@ def _equal_width_bins(confidence, num_bins):
     return ops.clip(index, 0, num_bins - 1)
 
 
+def _assigned_bins(y_true, y_pred, num_bins, binning, from_logits, sample_weight):
+    """`(confidence, correct, weight, bin index)` per example (sorted for equal mass)."""
+    _validation.choice("binning", binning, BINNINGS)
+    confidence, correct = _confidence_and_correct(y_true, y_pred, from_logits)
+    weight = (
+        ops.ones_like(confidence)
+        if sample_weight is None
+        else ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+    )
+    if binning == "equal_width":
+        return confidence, correct, weight, _equal_width_bins(confidence, num_bins)
+    order = ops.argsort(confidence)
+    confidence = ops.take(confidence, order)
+    size = ops.shape(confidence)[0]
+    position = ops.arange(size, dtype="float32")
+    index = ops.cast(ops.floor(position * num_bins / size), "int32")
+    return confidence, ops.take(correct, order), ops.take(weight, order), index
+
+
+def _sums(confidence, correct, weight, index, num_bins):
+    members = ops.one_hot(index, num_bins, dtype="float32") * weight[:, None]
+    counts = ops.sum(members, axis=0)
+    confidence_sums = ops.matmul(confidence[None, :], members)[0]
+    correct_sums = ops.matmul(correct[None, :], members)[0]
+    return counts, confidence_sums, correct_sums
+
+
 def bin_statistics(
     y_true,
     y_pred,
@@ -60,28 +87,10 @@ def bin_statistics(
 
     With `sample_weight` each example counts with its weight.
     """
-    _validation.choice("binning", binning, BINNINGS)
-    confidence, correct = _confidence_and_correct(y_true, y_pred, from_logits)
-    weight = (
-        ops.ones_like(confidence)
-        if sample_weight is None
-        else ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+    assigned = _assigned_bins(
+        y_true, y_pred, num_bins, binning, from_logits, sample_weight
     )
-    if binning == "equal_width":
-        index = _equal_width_bins(confidence, num_bins)
-    else:
-        order = ops.argsort(confidence)
-        confidence = ops.take(confidence, order)
-        correct = ops.take(correct, order)
-        weight = ops.take(weight, order)
-        size = ops.shape(confidence)[0]
-        position = ops.arange(size, dtype="float32")
-        index = ops.cast(ops.floor(position * num_bins / size), "int32")
-    members = ops.one_hot(index, num_bins, dtype="float32") * weight[:, None]
-    counts = ops.sum(members, axis=0)
-    confidence_sums = ops.matmul(confidence[None, :], members)[0]
-    correct_sums = ops.matmul(correct[None, :], members)[0]
-    return counts, confidence_sums, correct_sums
+    return _sums(*assigned, num_bins)
 
 
 def ece_from_statistics(counts, confidence_sums, correct_sums):
@@ -154,7 +163,8 @@ def reliability_diagram(
         where a bin is empty), `"ece"` and `"mce"` (floats).
     """
     num_bins = _num_bins(num_bins)
-    statistics = bin_statistics(y_true, y_pred, num_bins, binning, from_logits)
+    assigned = _assigned_bins(y_true, y_pred, num_bins, binning, from_logits, None)
+    statistics = _sums(*assigned, num_bins)
     counts, confidence_sums, correct_sums = (
         ops.convert_to_numpy(s).astype("float64") for s in statistics
     )
@@ -164,13 +174,15 @@ def reliability_diagram(
     if binning == "equal_width":
         edges = np.linspace(0.0, 1.0, num_bins + 1)
     else:
-        sorted_confidence = np.sort(
-            ops.convert_to_numpy(
-                _confidence_and_correct(y_true, y_pred, from_logits)[0]
-            )
+        # Sorted confidences: each bin's first member is its smallest.
+        sorted_confidence, index = (
+            ops.convert_to_numpy(assigned[0]),
+            ops.convert_to_numpy(assigned[3]),
         )
-        starts = np.floor(np.arange(1, num_bins) * len(sorted_confidence) / num_bins)
-        edges = np.concatenate([[0.0], sorted_confidence[starts.astype(int)], [1.0]])
+        starts = np.searchsorted(index, np.arange(1, num_bins), side="left")
+        # An empty bin (fewer examples than bins) gets the largest confidence.
+        starts = np.minimum(starts, len(index) - 1)
+        edges = np.concatenate([[0.0], sorted_confidence[starts], [1.0]])
     return {
         "bin_edges": edges,
         "counts": counts,

@@ -208,3 +208,23 @@ def test_bad_arguments():
         ks.metrics.expected_calibration_error([0], [[0.6, 0.4]], binning="quantile")
     with pytest.raises(TypeError, match="from_logits='yes'"):
         ks.metrics.BrierScore(from_logits="yes")
+
+
+def test_equal_mass_edges_are_each_bins_smallest_confidence():
+    # 601 examples in 7 bins: the bin sizes differ, so edges must follow the
+    # same rule that assigns examples to bins.
+    _, probs, labels = _random_predictions(7, n=601)
+    data = ks.metrics.reliability_diagram(
+        labels, probs, num_bins=7, binning="equal_mass"
+    )
+    confidence = np.sort(probs.max(-1))
+    starts = [part[0] for part in np.array_split(confidence, 7)]
+    np.testing.assert_allclose(data["bin_edges"][1:-1], starts[1:])
+    np.testing.assert_allclose(
+        data["counts"], [len(p) for p in np.array_split(confidence, 7)]
+    )
+
+    few = ks.metrics.reliability_diagram(
+        [0, 1, 1], probs[:3], num_bins=7, binning="equal_mass"
+    )
+    assert few["counts"].sum() == 3 and len(few["bin_edges"]) == 8
