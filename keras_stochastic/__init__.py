@@ -4,6 +4,7 @@ from keras_stochastic import calibration
 from keras_stochastic import callbacks
 from keras_stochastic import conversion
 from keras_stochastic import diagnostics
+from keras_stochastic import evolution
 from keras_stochastic import kl
 from keras_stochastic import layers
 from keras_stochastic import metrics
@@ -25,6 +26,7 @@ __all__ = [
     "callbacks",
     "conversion",
     "diagnostics",
+    "evolution",
     "kl",
     "kl_divergence",
     "layers",

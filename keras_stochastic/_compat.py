@@ -9,6 +9,8 @@ that hook is where our cells draw their per-sequence noise.
 bookkeeping, which `GradientNoise` shares with the optimizer it wraps.
 `flatten_layers` walks a model's layers (nested models, wrappers and cells
 included) with `Layer._flatten_layers`, which Keras has no public twin of.
+`loss_tracker` is the metric behind a compiled model's `loss` log, which a
+custom `train_step` (`ks.evolution.FlipoutES`) updates as Keras's own does.
 `is_graph_model` tells the models `keras.models.clone_model` can rebuild
 layer by layer (`Sequential` and `Functional`, the class of functional
 models, which Keras does not export) from subclassed ones.
@@ -34,6 +36,11 @@ def is_graph_model(layer):
     return isinstance(layer, (Sequential, Functional))
 
 
+def loss_tracker(model):
+    """The `Mean` metric behind a compiled model's `loss` log (`_loss_tracker`)."""
+    return model._loss_tracker
+
+
 def optimizer_variables(optimizer):
     """The variables an optimizer was built for, in its index order (`_trainable_variables`)."""
     return optimizer._trainable_variables
@@ -49,6 +56,7 @@ __all__ = [
     "compute_conv_output_shape",
     "flatten_layers",
     "is_graph_model",
+    "loss_tracker",
     "optimizer_variables",
     "standardize_data_format",
     "standardize_padding",

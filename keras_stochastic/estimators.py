@@ -44,7 +44,8 @@ class Draw(collections.namedtuple("Draw", _DRAW_FIELDS, defaults=(None,) * 5)):
     - `mean`: the mean kernel in the compute dtype, or None (zero-mean);
     - `noise`: `Delta W` (flipout, reparameterization);
     - `sign_in`, `sign_out`: flipout's Rademacher signs, shaped to broadcast
-      against the inputs and the outputs;
+      against the inputs and the outputs, or `GroupedSigns` (one row of
+      signs per group of examples);
     - `variance`: the weight variances, float32 (local reparameterization);
     - `seed`: a seed value for the pre-activation noise (local
       reparameterization).
@@ -130,6 +131,43 @@ def flipout_signs(inputs, channel_axis, out_channels, seed):
         expand(signs[:, :in_channels], in_channels),
         expand(signs[:, in_channels:], out_channels),
     )
+
+
+class GroupedSigns(collections.namedtuple("GroupedSigns", ["signs", "channel_axis"])):
+    """Signs shared by groups of consecutive examples, used in a `Draw`'s sign fields.
+
+    `signs` is `(G, C)`: in a batch of `G * n` rows, row `i` is flipped by
+    `signs[i // n]` along `channel_axis`. `ks.evolution.FlipoutES` evaluates
+    a population this way: member `p`'s rows form group `p`, so the flipout
+    pass below serves a whole population without repeating its signs per row.
+    """
+
+    def flip(self, values):
+        return per_group(ops.multiply, values, self.signs, self.channel_axis)
+
+
+def per_group(op, values, group_values, channel_axis=-1):
+    """`op(values, g)` with row `i` of `values` (`G * n` rows) meeting `group_values[i // n]`.
+
+    `group_values` is `(G, C)`, broadcast along `channel_axis` of `values`
+    and over its other non-batch axes; nothing is repeated per row (the rows
+    are viewed as `(G, n, ...)`).
+    """
+    groups, channels = group_values.shape
+    rank = len(values.shape)
+    rest = list(ops.shape(values)[1:])
+    shape = [groups, 1] + [1] * (rank - 1)
+    shape[channel_axis % rank + 1] = channels
+    grouped = ops.reshape(values, [groups, -1] + rest)
+    result = op(grouped, ops.reshape(ops.cast(group_values, values.dtype), shape))
+    return ops.reshape(result, [-1] + rest)
+
+
+def flip(values, sign):
+    """`values` times flipout signs: a tensor that broadcasts, or `GroupedSigns`."""
+    if isinstance(sign, GroupedSigns):
+        return sign.flip(values)
+    return values * sign
 
 
 class Estimator:
@@ -226,7 +264,7 @@ class Flipout(Estimator):
         return Draw(mean=weights.mean, noise=noise, sign_in=sign_in, sign_out=sign_out)
 
     def project(self, linear, inputs, draw):
-        value = linear(inputs * draw.sign_in, draw.noise) * draw.sign_out
+        value = flip(linear(flip(inputs, draw.sign_in), draw.noise), draw.sign_out)
         if draw.mean is not None:
             value = linear(inputs, draw.mean) + value
         return Projection(value)

@@ -10,6 +10,15 @@ from keras_stochastic.layers.base_stochastic import GaussianKernelMixin
 from keras_stochastic.layers.base_stochastic import StochasticLayer
 
 
+def causal_pad(inputs, layer):
+    """`inputs` padded on the left for a causal 1D convolution `layer`."""
+    left = layer.dilation_rate[0] * (layer.kernel_size[0] - 1)
+    pads = [[0, 0], [left, 0], [0, 0]]
+    if layer.data_format == "channels_first":
+        pads = [[0, 0], [0, 0], [left, 0]]
+    return ops.pad(inputs, pads)
+
+
 class BaseStochasticConv(StochasticLayer):
     """`outputs = activation(estimator(inputs, q(kernel)) + bias)` with a convolution.
 
@@ -133,11 +142,7 @@ class BaseStochasticConv(StochasticLayer):
 
     def call(self, inputs, training=False):
         if self.padding == "causal":
-            left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
-            pads = [[0, 0], [left, 0], [0, 0]]
-            if self.data_format == "channels_first":
-                pads = [[0, 0], [0, 0], [left, 0]]
-            inputs = ops.pad(inputs, pads)
+            inputs = causal_pad(inputs, self)
         outputs = self._stochastic_linear(
             self._linear, inputs, training, self._channel_axis, self.filters
         )
