@@ -64,7 +64,7 @@ from keras_stochastic.layers.base_stochastic import StochasticLayer
 from keras_stochastic.layers.convolutional import base_conv
 from keras_stochastic.layers.core.base_dense import BaseStochasticDense
 
-__all__ = ["FlipoutES", "Population"]
+__all__ = ["FlipoutES", "Population", "centered_ranks"]
 
 FITNESS_SHAPINGS = ("centered_ranks", "standardized", None)
 

@@ -212,3 +212,42 @@ def test_train_step_versus_an_earlier_commit(tmp_path):
     assert result["failed"] == {}
     assert set(result["variants"]) == {"ks_flipout", "rev_flipout"}
     assert result["variants"]["rev_flipout"]["library"] == "ks_rev"
+
+
+@tensorflow_only  # its JAX compiles cost 40 s; FlipoutES itself is tested on JAX
+def test_evolution_throughput_tiny():
+    from benchmarks import _common
+    from benchmarks import evolution_throughput
+
+    rows = []
+    for method in evolution_throughput.METHODS:
+        rows += evolution_throughput.worker(
+            method,
+            "small",
+            [4, 8],
+            batch_size=4,
+            repeats=1,
+            seed=0,
+            max_explicit_gib=0.004,
+        )
+    measured = [r for r in rows if "skipped" not in r]
+    assert {(r["method"], r["population"]) for r in measured} == {
+        ("flipout", 4),
+        ("flipout", 8),
+        ("batched", 4),
+        ("loop", 4),
+        ("loop", 8),
+    }
+    # The explicit-weight form is skipped past its memory cap, and says why.
+    (skipped,) = [r for r in rows if "skipped" in r]
+    assert skipped["method"] == "batched" and "GiB" in skipped["skipped"]
+    for r in measured:
+        assert r["member_evaluations_per_second"] > 0
+        assert np.isclose(
+            r["member_evaluations_per_second"],
+            r["population"] / r["generation_seconds_median"],
+        )
+    text = evolution_throughput.report(
+        _common.environment(), _common.versions(), rows, 4
+    )
+    assert "| small | 8 |" in text and "skipped" in text
