@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 import keras_stochastic as ks
 from keras_stochastic import evolution
@@ -299,15 +300,18 @@ def test_bad_models_losses_and_fitness_are_refused():
 def _digits():
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
-    return x[:1400], y[:1400], x[1400:], y[1400:]
+    x, x_test, y, y_test = train_test_split(
+        x, y, test_size=360, stratify=y, random_state=0
+    )
+    return x, y, x_test, y_test
 
 
-def _digits_es(seed=0, population_size=256):
+def _digits_es(seed=0, population_size=256, hidden=64):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
             keras.layers.Dense(10),
         ]
     )
@@ -315,7 +319,7 @@ def _digits_es(seed=0, population_size=256):
         model,
         population_size=population_size,
         noise_stddev=0.05,
-        optimizer=keras.optimizers.Adam(0.03),
+        optimizer=keras.optimizers.Adam(0.01),
         seed=seed,
     )
     es.compile(
@@ -325,18 +329,19 @@ def _digits_es(seed=0, population_size=256):
     return model, es
 
 
-def test_fit_trains_a_digits_mlp_without_backpropagation():
+def test_fit_trains_a_digits_mlp_to_90_percent_without_backpropagation():
+    # The tutorial's digits set-up (a stratified 360-digit test split).
     x, y, x_test, y_test = _digits()
     model, es = _digits_es()
     history = es.fit(
-        x, y, epochs=10, batch_size=64, validation_data=(x_test, y_test), verbose=0
+        x, y, epochs=15, batch_size=64, validation_data=(x_test, y_test), verbose=0
     )
     assert set(history.history) >= {"loss", "accuracy", "population_loss", "val_loss"}
-    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert history.history["loss"][-1] < 0.3 * history.history["loss"][0]
     # The members are perturbed copies: their mean loss is above the centre's.
     assert history.history["population_loss"][-1] > history.history["loss"][-1]
     accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
-    assert accuracy >= 0.85
+    assert accuracy >= 0.90
     assert "population_loss" not in es.evaluate(
         x_test, y_test, verbose=0, return_dict=True
     )
@@ -347,7 +352,7 @@ def test_same_seed_same_result_and_exact_resume(tmp_path):
     x, y = x[:256], y[:256]
 
     def run(epochs):
-        model, es = _digits_es(population_size=32)
+        model, es = _digits_es(population_size=32, hidden=16)
         es.fit(x, y, epochs=epochs, batch_size=64, shuffle=False, verbose=0)
         return model, es
 
