@@ -21,6 +21,10 @@ of a stochastic layer (see `benchmarks/RESULTS.md`):
   under XLA on CPU (JAX), the transform's log/sin/cos make Box-Muller slower
   than JAX's own inverse-CDF normal.
 
+Under `tf.distribute` strategies the replica id is folded into every seed on
+TensorFlow (see `keras_stochastic._distribute`): replicas draw independent
+noise from their mirrored seed states.
+
 `coarse_normal` is the same transform of 16-bit halves of one 32-bit word (half
 the random bits per value), for noise that needs neither far tails nor fine
 resolution (gradient noise). Rademacher signs take 16 independent bits from
@@ -32,6 +36,8 @@ import math
 import keras
 import numpy as np
 from keras import ops
+
+from keras_stochastic import _distribute
 
 
 class PredrawnSeed(keras.random.SeedGenerator):
@@ -73,11 +79,27 @@ def _is_tensorflow():
     return keras.backend.backend() == "tensorflow"
 
 
+# Multiplies a replica id before it is XOR-ed into a seed's first word (the
+# golden-ratio constant of Fibonacci hashing, so that replica streams do not
+# land on the small offsets `fold_in` uses for time steps).
+_REPLICA_MIX = 2654435769
+
+
 def _tensorflow_seed(seed):
     import tensorflow as tf
 
+    value = seed.next()
+    found = _distribute.replica()
+    if found is not None:
+        # Mirrored seed states are equal on every replica: make each
+        # replica's draws its own. Replica 0 keeps the seed unchanged.
+        replica_id = tf.cast(found[0], "int64")
+        mix = tf.math.floormod(replica_id * _REPLICA_MIX, 2**32)
+        value = tf.bitwise.bitwise_xor(
+            tf.cast(value, "int64"), tf.stack([mix, tf.zeros_like(mix)])
+        )
     # As keras.random's TensorFlow backend does: uint32 seed state -> int32.
-    return tf.cast(seed.next(), "int32")
+    return tf.cast(value, "int32")
 
 
 def _num_elements(shape):

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from keras_stochastic import _compat
+from keras_stochastic import _distribute
 from keras_stochastic import _validation
 from keras_stochastic import kernels as kernels_lib
 from keras_stochastic.optimizers.gradient_noise import GradientNoise
@@ -239,10 +240,6 @@ class FlipOutPruning(keras.callbacks.Callback):
                 "is not built: start it with `keras.Input(...)` or call "
                 "`model.build(input_shape)` before `fit`."
             )
-        if not self.model.optimizer.built:
-            # The TensorFlow trainer builds the optimizer lazily, in the first
-            # traced step; the masks must exist before that.
-            self.model.optimizer.build(self.model.trainable_variables)
         variables = prunable_variables(self.model, self.include, self.exclude)
         if not variables:
             raise ValueError(
@@ -251,7 +248,14 @@ class FlipOutPruning(keras.callbacks.Callback):
                 "and of keras_stochastic layers (never biases or normalization). "
                 f"Received: include={self.include}, exclude={self.exclude}"
             )
-        optimizer.enable_pruning(variables)
+        # Under `tf.distribute`, `fit` may be called outside `strategy.scope()`;
+        # the optimizer's state must still be created in it (mirrored).
+        with _distribute.scope(self.model):
+            if not self.model.optimizer.built:
+                # The TensorFlow trainer builds the optimizer lazily, in the
+                # first traced step; the masks must exist before that.
+                self.model.optimizer.build(self.model.trainable_variables)
+            optimizer.enable_pruning(variables)
         if optimizer._pruning_state_is_new:
             # A train function traced before the masks existed (in an earlier
             # `fit`) would not apply them.

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_stochastic import _compat
+from keras_stochastic import _distribute
 from keras_stochastic import _validation
 from keras_stochastic import rng
 
@@ -169,15 +170,30 @@ class GradientNoise(keras.optimizers.Optimizer):
         masks = self._slots(self._masks, variables)
         flips = self._slots(self._flips, variables)
 
+        noisy = [
+            grad is not None and not self._overwrite_variable_with_gradient(variable)
+            for grad, variable in zip(grads, variables)
+        ]
+        grads = [
+            grad * ops.cast(mask, grad.dtype) if use and mask is not None else grad
+            for grad, mask, use in zip(grads, masks, noisy)
+        ]
+        targets = grads
+        replicas = _distribute.num_replicas()
+        if self.scale > 0.0 and self.scale_by == "gradient" and replicas > 1:
+            # The noise scales with the global gradient, the sum of the
+            # replicas' (the inner optimizer sums the noisy ones again).
+            summed = _distribute.all_reduce_sum(
+                [g for g, use in zip(grads, noisy) if use]
+            )
+            summed = iter(summed)
+            targets = [next(summed) if use else g for g, use in zip(grads, noisy)]
         noisy_grads = []
-        for grad, variable, mask in zip(grads, variables, masks):
-            if grad is not None and not self._overwrite_variable_with_gradient(
-                variable
-            ):
-                if mask is not None:
-                    grad = grad * ops.cast(mask, grad.dtype)
-                if self.scale > 0.0:
-                    grad = grad + self._noise(grad, variable, mask)
+        for grad, target, variable, mask, use in zip(
+            grads, targets, variables, masks, noisy
+        ):
+            if use and self.scale > 0.0:
+                grad = grad + self._noise(target, variable, mask, replicas)
             noisy_grads.append(grad)
 
         signs = [None if m is None else ops.sign(v) for v, m in zip(variables, masks)]
@@ -189,12 +205,19 @@ class GradientNoise(keras.optimizers.Optimizer):
                 flipped = ops.not_equal(ops.sign(masked), sign)
                 flip.assign_add(ops.cast(flipped, flip.dtype))
 
-    def _noise(self, grad, variable, mask):
+    def _noise(self, grad, variable, mask, replicas=1):
+        """Noise for `grad` (the global gradient under `tf.distribute`).
+
+        Each of `replicas` replicas draws its own (the seeds differ per
+        replica) with variance `1 / replicas` of the target: the inner
+        optimizer sums the replicas' gradients, and the sum carries the
+        noise of one step on one device.
+        """
         target = grad if self.scale_by == "gradient" else variable
         target = ops.cast(target, "float32")
         size = math.prod(variable.shape)
         flat = ops.reshape(target, (-1,))
-        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / size)
+        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / (size * replicas))
         factor = self.inner_optimizer.loss_scale_factor
         if self.scale_by == "parameter" and factor is not None:
             # The inner optimizer divides everything it receives by its loss
