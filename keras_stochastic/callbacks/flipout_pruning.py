@@ -93,7 +93,9 @@ class FlipOutPruning(keras.callbacks.Callback):
     interval of fine-tuning at the end; the last event removes exactly the
     weights still needed to reach `target_sparsity`. No event runs after the
     last epoch. Events happen at epoch ends (after validation), counted in
-    absolute epochs, `initial_epoch` included.
+    absolute epochs, `initial_epoch` included. With `prune_every_steps`
+    events are counted in optimizer steps instead (`begin_step +
+    k * prune_every_steps`, `k = 1 ... m`), at batch ends.
 
     Prunable weights are the trainable kernels of Keras `Dense`,
     `EinsumDense`, `Conv*`, `Conv*Transpose`, depthwise and separable
@@ -141,6 +143,13 @@ class FlipOutPruning(keras.callbacks.Callback):
             inside them), e.g. the first or last layer.
         seed: Integer or None, seeds `criterion="random"`.
         verbose: 0 (silent) or 1 (a line per event).
+        prune_every_steps: Positive integer or None: prune by train step
+            instead of by epoch, an event every `prune_every_steps` optimizer
+            steps after `begin_step` (at the end of the batch that completes
+            it), so that a short `fit` on a large dataset can prune too. With
+            `target_sparsity`, the events must fit into the `fit`'s steps.
+        begin_step: Non-negative integer (default 0), the optimizer step the
+            step schedule counts from (steps before it train unpruned).
 
     Example:
 
@@ -167,6 +176,8 @@ class FlipOutPruning(keras.callbacks.Callback):
         exclude=None,
         seed=None,
         verbose=0,
+        prune_every_steps=None,
+        begin_step=0,
     ):
         super().__init__()
         if target_sparsity is not None:
@@ -174,10 +185,27 @@ class FlipOutPruning(keras.callbacks.Callback):
         prune_rate = _validation.fraction("prune_rate", prune_rate, low_open=True)
         if prune_every is not None:
             prune_every = _validation.positive_integer("prune_every", prune_every)
-        if target_sparsity is None and prune_every is None:
+        if prune_every_steps is not None:
+            prune_every_steps = _validation.positive_integer(
+                "prune_every_steps", prune_every_steps
+            )
+            if prune_every is not None:
+                raise ValueError(
+                    "Pass `prune_every` (epochs between events) or "
+                    "`prune_every_steps` (train steps between events), not both. "
+                    f"Received: prune_every={prune_every}, "
+                    f"prune_every_steps={prune_every_steps}"
+                )
+        begin_step = _validation.integer("begin_step", begin_step, minimum=0)
+        if begin_step and prune_every_steps is None:
+            raise ValueError(
+                "`begin_step` applies to step schedules: pass `prune_every_steps` "
+                f"too. Received: begin_step={begin_step}, prune_every_steps=None"
+            )
+        if target_sparsity is None and prune_every is None and not prune_every_steps:
             raise ValueError(
                 "Pass `target_sparsity` (the schedule is then derived from the "
-                "number of epochs of `fit`) or `prune_every`. "
+                "number of epochs of `fit`), `prune_every` or `prune_every_steps`. "
                 "Received: target_sparsity=None, prune_every=None"
             )
         exponent = _validation.non_negative("exponent", exponent)
@@ -205,6 +233,10 @@ class FlipOutPruning(keras.callbacks.Callback):
         self.exclude = None if exclude is None else list(exclude)
         self.seed = seed
         self.verbose = verbose
+        self.prune_every_steps = (
+            None if prune_every_steps is None else int(prune_every_steps)
+        )
+        self.begin_step = int(begin_step)
         self._num_events = None
         self._interval = None
         self._random_seed = seed if seed is not None else int(np.random.randint(2**31))
@@ -263,6 +295,9 @@ class FlipOutPruning(keras.callbacks.Callback):
             optimizer._pruning_state_is_new = False
         epochs = self.params["epochs"]
         self._num_events = self.num_events()
+        if self.prune_every_steps is not None:
+            self._check_step_schedule(epochs)
+            return
         self._interval = self.prune_every
         if self._interval is None:
             events = self._num_events
@@ -270,9 +305,10 @@ class FlipOutPruning(keras.callbacks.Callback):
                 raise ValueError(
                     f"target_sparsity={self.target_sparsity} with "
                     f"prune_rate={self.prune_rate} needs {events} pruning events, "
-                    "and FlipOutPruning prunes at most once per epoch, before the "
-                    f"last one: fit for at least {events + 1} epochs (or raise "
-                    f"`prune_rate`). Received: epochs={epochs}"
+                    "and by epoch FlipOutPruning prunes at most once per epoch, "
+                    f"before the last one: fit for at least {events + 1} epochs, "
+                    "raise `prune_rate`, or prune by step (`prune_every_steps`). "
+                    f"Received: epochs={epochs}"
                 )
             self._interval = max(1, math.floor(epochs / (events + 1) + 0.5))
             if events and (epochs - 1) // self._interval < events:
@@ -288,6 +324,39 @@ class FlipOutPruning(keras.callbacks.Callback):
                 f"Received: epochs={epochs}"
             )
 
+    def _check_step_schedule(self, epochs):
+        steps = self.params.get("steps")
+        if self._num_events is None or not steps:
+            return
+        last = self.begin_step + self._num_events * self.prune_every_steps
+        total = steps * epochs
+        if last > total:
+            raise ValueError(
+                f"target_sparsity={self.target_sparsity} needs {self._num_events} "
+                f"pruning events; every {self.prune_every_steps} steps from step "
+                f"{self.begin_step}, the last falls at step {last}, after the "
+                f"{total} steps of this `fit` ({epochs} epochs of {steps}). "
+                f"Received: prune_every_steps={self.prune_every_steps}, "
+                f"begin_step={self.begin_step}"
+            )
+
+    def _events_due(self, step):
+        """Events a step schedule has due after `step` train steps."""
+        if step < self.begin_step:
+            return 0
+        due = (step - self.begin_step) // self.prune_every_steps
+        if self._num_events is not None:
+            due = min(due, self._num_events)
+        return due
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.prune_every_steps is None:
+            return
+        optimizer = self._optimizer()
+        step = int(optimizer.iterations.numpy())
+        while int(optimizer.pruning_events.numpy()) < self._events_due(step):
+            self._prune(optimizer, f"Step {step}")
+
     def _events_before(self, epoch):
         """Events scheduled at the ends of epochs before `epoch` (0-based)."""
         epochs = self.params["epochs"]
@@ -297,14 +366,18 @@ class FlipOutPruning(keras.callbacks.Callback):
         return scheduled
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self.prune_every_steps is not None:
+            return
         optimizer = self._optimizer()
         while int(optimizer.pruning_events.numpy()) < self._events_before(epoch):
-            self._prune(optimizer, epoch)
+            self._prune(optimizer, f"Epoch {epoch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self._optimizer()
-        if int(optimizer.pruning_events.numpy()) < self._events_before(epoch + 1):
-            self._prune(optimizer, epoch)
+        if self.prune_every_steps is None and int(
+            optimizer.pruning_events.numpy()
+        ) < self._events_before(epoch + 1):
+            self._prune(optimizer, f"Epoch {epoch + 1}")
         if logs is not None:
             logs["sparsity"] = self.sparsity(optimizer)
 
@@ -323,7 +396,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         rng = np.random.default_rng([self._random_seed, event])
         return rng.random(weights.shape)
 
-    def _prune(self, optimizer, epoch):
+    def _prune(self, optimizer, when):
         slots = optimizer.pruning_slots()
         event = int(optimizer.pruning_events.numpy())
         weights = [variable.numpy() for variable, _, _ in slots]
@@ -356,7 +429,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         optimizer.pruning_events.assign(event + 1)
         if self.verbose:
             print(
-                f"\nEpoch {epoch + 1}: FlipOutPruning ({self.criterion}) event "
+                f"\n{when}: FlipOutPruning ({self.criterion}) event "
                 f"{event + 1} pruned {count} weights; sparsity "
                 f"{1 - int(alive.sum()) / total:.4f}."
             )
@@ -372,6 +445,8 @@ class FlipOutPruning(keras.callbacks.Callback):
             "exclude": self.exclude,
             "seed": self.seed,
             "verbose": self.verbose,
+            "prune_every_steps": self.prune_every_steps,
+            "begin_step": self.begin_step,
         }
 
     @classmethod

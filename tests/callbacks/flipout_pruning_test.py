@@ -381,7 +381,10 @@ def test_fails_when_fit_is_too_short_for_the_target():
     model = _mlp()
     _compile(model)
     x, y = _data(8)
-    with pytest.raises(ValueError, match="needs 10 pruning events.*at least 11 epochs"):
+    with pytest.raises(
+        ValueError,
+        match="needs 10 pruning events.*at least 11 epochs.*prune_every_steps",
+    ):
         model.fit(
             x,
             y,
@@ -389,6 +392,54 @@ def test_fails_when_fit_is_too_short_for_the_target():
             verbose=0,
             callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=0.999)],
         )
+
+
+class _StepMasks(keras.callbacks.Callback):
+    """Records (optimizer step, sparsity) after every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        sparsity = flipout_pruning.FlipOutPruning.sparsity(optimizer)
+        self.records.append((int(optimizer.iterations.numpy()), sparsity))
+
+
+def test_a_two_epoch_fit_reaches_its_target_by_step_schedule():
+    model = _mlp()
+    optimizer = _compile(model)
+    x, y = _data(64)
+    # 2 epochs of 8 steps: events at steps 4, 7, 10 (begin 1, every 3).
+    pruning = ks.callbacks.FlipOutPruning(
+        target_sparsity=0.875, prune_every_steps=3, begin_step=1
+    )
+    record = _StepMasks()
+    history = model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[pruning, record]
+    )
+    assert history.history["sparsity"][-1] == 0.875
+    steps = {step: round(sparsity, 4) for step, sparsity in record.records}
+    assert steps[3] == 0.0 and steps[4] == 0.5 and steps[7] == 0.75
+    assert steps[10] == 0.875 and steps[16] == 0.875
+    assert int(optimizer.pruning_events.numpy()) == 3
+    # The masked weights are zero in the model, after the last step too.
+    for kernel, mask in zip(
+        [v for v, _, _ in optimizer.pruning_slots()], _masks(optimizer)
+    ):
+        assert np.all(testing.to_numpy(kernel)[mask == 0] == 0)
+
+
+def test_step_schedule_that_does_not_fit_is_refused():
+    model = _mlp()
+    _compile(model)
+    x, y = _data(64)
+    pruning = ks.callbacks.FlipOutPruning(target_sparsity=0.875, prune_every_steps=6)
+    with pytest.raises(
+        ValueError, match="the last falls at step 18, after the 16 steps"
+    ):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[pruning])
 
 
 def test_derived_schedule_matches_the_paper():
@@ -416,6 +467,8 @@ def test_config_roundtrip():
         criterion="magnitude",
         exclude=["head"],
         seed=4,
+        prune_every_steps=100,
+        begin_step=50,
     )
     restored = testing.config_roundtrip(callback)
     assert restored.get_config() == callback.get_config()
@@ -444,6 +497,18 @@ def test_config_roundtrip():
         ({"exclude": "head"}, TypeError, "Received: exclude='head'"),
         ({"seed": "a"}, TypeError, "Received: seed='a'"),
         ({"verbose": 2}, ValueError, "Received: verbose=2"),
+        ({"prune_every_steps": 0}, ValueError, "Received: prune_every_steps=0"),
+        (
+            {"prune_every": 2, "prune_every_steps": 5},
+            ValueError,
+            "not both. Received: prune_every=2, prune_every_steps=5",
+        ),
+        ({"begin_step": 10}, ValueError, "pass `prune_every_steps` too"),
+        (
+            {"prune_every_steps": 5, "begin_step": -1},
+            ValueError,
+            "Received: begin_step=-1",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
