@@ -10,7 +10,9 @@ own model with the same architecture:
 - `masks`: `GradientNoise(SGD, scale=0.0)` + `FlipOutPruning` (masks and flip
   counting, no noise: the noise-free ablation);
 - `flipout`: `GradientNoise(SGD, scale=1.0)` + `FlipOutPruning` (the full
-  method; the DESIGN bar is flipout / plain <= 1.15).
+  method; the DESIGN bar is flipout / plain <= 1.15);
+- `flipout_rademacher`: the same with `distribution="rademacher"` (one
+  random bit per weight instead of 16).
 
 With `--profile`, two more variants split the cost of the noise (they are
 `GradientNoise(SGD, scale=1.0)` with the draw replaced, benchmark-only):
@@ -55,7 +57,7 @@ from keras import ops  # noqa: E402
 import keras_stochastic as ks  # noqa: E402
 from benchmarks import _common  # noqa: E402
 
-VARIANTS = ("plain", "noise", "masks", "flipout")
+VARIANTS = ("plain", "noise", "masks", "flipout", "flipout_rademacher")
 PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
 BAR = 1.15
 
@@ -76,7 +78,7 @@ class StepTimer(keras.callbacks.Callback):
 class _NoDraw(ks.optimizers.GradientNoise):
     """GradientNoise with a constant in place of the draw (profiling only)."""
 
-    def _noise(self, grad, variable, mask):
+    def _noise(self, grad, variable, mask, replicas=1):
         flat = ops.reshape(ops.cast(grad, "float32"), (-1,))
         std = self.scale * ops.sqrt(ops.vdot(flat, flat) / math.prod(variable.shape))
         self.seed_generator.next()
@@ -86,7 +88,7 @@ class _NoDraw(ks.optimizers.GradientNoise):
 class _BitsOnly(ks.optimizers.GradientNoise):
     """GradientNoise whose draw skips the Box-Muller transform (profiling only)."""
 
-    def _noise(self, grad, variable, mask):
+    def _noise(self, grad, variable, mask, replicas=1):
         flat = ops.reshape(ops.cast(grad, "float32"), (-1,))
         size = math.prod(variable.shape)
         std = self.scale * ops.sqrt(ops.vdot(flat, flat) / size)
@@ -119,8 +121,9 @@ def build(variant, seed):
         wrapper = {"noise_no_draw": _NoDraw, "noise_bits_only": _BitsOnly}.get(
             variant, ks.optimizers.GradientNoise
         )
-        optimizer = wrapper(optimizer, scale=scale, seed=seed, name=variant)
-    if variant in ("masks", "flipout"):
+        kwargs = {"distribution": "rademacher"} if "rademacher" in variant else {}
+        optimizer = wrapper(optimizer, scale=scale, seed=seed, name=variant, **kwargs)
+    if variant in ("masks", "flipout", "flipout_rademacher"):
         callbacks.append(ks.callbacks.FlipOutPruning(prune_every=10**6))
     model.compile(
         optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True)

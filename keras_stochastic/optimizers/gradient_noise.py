@@ -12,6 +12,7 @@ from keras_stochastic import _validation
 from keras_stochastic import rng
 
 SCALE_BY = ("gradient", "parameter")
+DISTRIBUTIONS = ("gaussian", "rademacher")
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -83,6 +84,10 @@ class GradientNoise(keras.optimizers.Optimizer):
             above). With `"parameter"`, prefer a scale of about 0.01.
         seed: Integer or None, seeds the noise; equal seeds give equal noise.
         name: Optional name of the optimizer.
+        distribution: `"gaussian"` (default) or `"rademacher"`: `+-std` with
+            equal probability, the same variance from one random bit per
+            value instead of 16 (the FlipOut paper frames the noise as a
+            `+-epsilon` perturbation, section 2.1), for a cheaper step.
 
     Example:
 
@@ -101,7 +106,13 @@ class GradientNoise(keras.optimizers.Optimizer):
     """
 
     def __init__(
-        self, inner_optimizer, scale=1.0, scale_by="gradient", seed=None, name=None
+        self,
+        inner_optimizer,
+        scale=1.0,
+        scale_by="gradient",
+        seed=None,
+        name=None,
+        distribution="gaussian",
     ):
         if isinstance(inner_optimizer, (str, dict)):
             inner_optimizer = keras.optimizers.get(inner_optimizer)
@@ -112,11 +123,13 @@ class GradientNoise(keras.optimizers.Optimizer):
             )
         _validation.non_negative("scale", scale)
         _validation.choice("scale_by", scale_by, SCALE_BY)
+        _validation.choice("distribution", distribution, DISTRIBUTIONS)
         _validation.seed(seed)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.scale = float(scale)
         self.scale_by = scale_by
+        self.distribution = distribution
         self.seed = seed
         self.seed_generator = None
         self._pruned_indices = None
@@ -226,7 +239,14 @@ class GradientNoise(keras.optimizers.Optimizer):
         # Gradient noise needs neither far tails nor fine resolution: 16
         # random bits per value are enough, and drawing them dominates this
         # optimizer's cost on CPU (`benchmarks/RESULTS.md`).
-        noise = rng.coarse_normal(variable.shape, self.seed_generator, grad.dtype, std)
+        if self.distribution == "rademacher":
+            # +-std: the same variance from one random bit per value.
+            signs = rng.rademacher(variable.shape, self.seed_generator, "float32")
+            noise = ops.cast(signs * std, grad.dtype)
+        else:
+            noise = rng.coarse_normal(
+                variable.shape, self.seed_generator, grad.dtype, std
+            )
         if mask is not None:
             noise = noise * ops.cast(mask, grad.dtype)
         return noise
@@ -347,6 +367,7 @@ class GradientNoise(keras.optimizers.Optimizer):
             "scale": self.scale,
             "scale_by": self.scale_by,
             "seed": self.seed,
+            "distribution": self.distribution,
         }
 
     @classmethod

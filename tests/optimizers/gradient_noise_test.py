@@ -40,6 +40,28 @@ def test_noise_variance_matches_layer_norm(scale_by):
     assert np.all(np.abs(bias_eps) < 6 * scale * np.sqrt(np.mean(bias_target**2)))
 
 
+@pytest.mark.parametrize("scale_by", ["gradient", "parameter"])
+def test_rademacher_noise_is_plus_or_minus_the_same_stddev(scale_by):
+    rng = np.random.default_rng(2)
+    theta = rng.normal(size=(300, 300)).astype("float32")
+    grad = (0.01 * rng.normal(size=(300, 300))).astype("float32")
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(1.0),
+        scale=0.3,
+        scale_by=scale_by,
+        seed=3,
+        distribution="rademacher",
+    )
+    (new,) = _apply_once(optimizer, [grad], [theta])
+    eps = (theta.astype("float64") - new - grad).ravel()
+    target = grad if scale_by == "gradient" else theta
+    std = 0.3 * np.sqrt(np.mean(target.astype("float64") ** 2))
+    # Every value is +-std (float32 rounding of theta - new aside)...
+    np.testing.assert_allclose(np.abs(eps), std, rtol=0, atol=1e-6 + 1e-6 * std)
+    # ...with balanced signs: the fraction of + is 1/2 within 5 standard errors.
+    assert abs(np.mean(eps > 0) - 0.5) < 5 * 0.5 / np.sqrt(eps.size)
+
+
 def test_noise_anneals_as_weights_are_pruned():
     rng = np.random.default_rng(1)
     theta = keras.Variable(rng.normal(size=(300, 300)).astype("float32"))
@@ -172,6 +194,7 @@ def test_config_roundtrip():
         scale_by="parameter",
         seed=9,
         name="noisy",
+        distribution="rademacher",
     )
     restored = testing.config_roundtrip(optimizer)
     assert isinstance(restored, ks.optimizers.GradientNoise)
@@ -221,6 +244,7 @@ def test_mixed_float16_fit():
         ({"scale": True}, TypeError, "Received: scale=True"),
         ({"scale_by": "weights"}, ValueError, "Received: scale_by='weights'"),
         ({"seed": 1.5}, TypeError, "Received: seed=1.5"),
+        ({"distribution": "uniform"}, ValueError, "Received: distribution='uniform'"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
