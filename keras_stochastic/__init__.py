@@ -11,6 +11,7 @@ from keras_stochastic import metrics
 from keras_stochastic import optimizers
 from keras_stochastic import plot
 from keras_stochastic import priors
+from keras_stochastic import pruning
 from keras_stochastic.conversion import to_bayesian
 from keras_stochastic.conversion import to_deterministic
 from keras_stochastic.inference import kl_divergence
@@ -35,6 +36,7 @@ __all__ = [
     "plot",
     "predict_mc",
     "priors",
+    "pruning",
     "set_inference",
     "set_kl_weight",
     "sparsity",

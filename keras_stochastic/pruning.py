@@ -1,0 +1,123 @@
+"""Pruning tools around `ks.callbacks.FlipOutPruning`: `strip`.
+
+`strip(model)` turns a pruned model into a plain one for deployment: a fresh
+copy without the optimizer (so without `GradientNoise` and its masks and
+flip counters), whose pruned weights are exact zeros, and from which the
+units that pruning disconnected are physically removed, so that the model
+has fewer parameters and a smaller `.keras` file while predicting the same.
+
+A unit `j` of a `keras.layers.Dense` layer followed directly by another
+`Dense` layer is removed when
+
+- all its outgoing weights are zero (it feeds nothing), or
+- all its incoming weights are zero: its output is the constant
+  `activation(bias_j)`, which is folded into the next layer's bias
+  (`b' = b + activation(bias_j) * W_next[j]`).
+
+Both are exact (up to float rounding of the folded bias) for element-wise
+activations; a layer with a softmax activation (not element-wise) keeps its
+units. Removal repeats until no unit qualifies (removing one unit can
+disconnect others).
+"""
+
+import keras
+import numpy as np
+
+from keras_stochastic import _compat
+
+__all__ = ["strip"]
+
+
+def _elementwise(layer):
+    return keras.activations.serialize(layer.activation) != "softmax"
+
+
+def _dense_chain_layers(model):
+    """The model's layers, and the indices `i` where layers i, i + 1 are both Dense."""
+    layers = list(model.layers)
+    pairs = [
+        i
+        for i in range(len(layers) - 1)
+        if type(layers[i]) is keras.layers.Dense
+        and type(layers[i + 1]) is keras.layers.Dense
+        and _elementwise(layers[i])
+        and not layers[i].lora_enabled
+        and not layers[i + 1].lora_enabled
+    ]
+    return layers, pairs
+
+
+def _removable_units(kernel, next_kernel):
+    """`(keep, fold)` masks over the units of a Dense layer followed by another."""
+    dead_out = np.all(next_kernel == 0, axis=1)
+    dead_in = np.all(kernel == 0, axis=0)
+    return ~(dead_out | dead_in), dead_in & ~dead_out
+
+
+def strip(model, remove_units=True):
+    """A deployable copy of a pruned model: no optimizer, fewer units.
+
+    Args:
+        model: A `Sequential` or functional Keras model (pruned or not).
+        remove_units: Whether to remove the units of `Dense` layers that
+            pruning disconnected (see the module docstring); only between
+            consecutive `Dense` layers of a `Sequential` model.
+
+    Returns:
+        A new, uncompiled model with the same predictions. The original
+        model is left as it is.
+    """
+    if not _compat.is_graph_model(model):
+        raise ValueError(
+            "`strip` copies Sequential and functional models layer by layer; "
+            f"a subclassed model has no graph to copy. Received: model={model.name!r} "
+            f"({type(model).__name__})"
+        )
+    if not model.built:
+        raise ValueError(
+            f"`strip` needs a built model. Received: model={model.name!r} (not built)"
+        )
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    if not (remove_units and isinstance(model, keras.Sequential)):
+        return copy
+    layers, pairs = _dense_chain_layers(copy)
+    if not pairs:
+        return copy
+    weights = {
+        i: [np.array(w) for w in layer.get_weights()] for i, layer in enumerate(layers)
+    }
+    changed = True
+    while changed:
+        changed = False
+        for i in pairs:
+            current, following = layers[i], layers[i + 1]
+            kernel = weights[i][0]
+            bias = weights[i][1] if current.use_bias else np.zeros(kernel.shape[1])
+            next_kernel = weights[i + 1][0]
+            keep, fold = _removable_units(kernel, next_kernel)
+            if keep.all() or not keep.any():
+                continue
+            if fold.any():
+                constant = keras.ops.convert_to_numpy(
+                    current.activation(keras.ops.convert_to_tensor(bias[fold]))
+                )
+                if not following.use_bias:
+                    continue  # nowhere to fold the constant into
+                weights[i + 1][1] = weights[i + 1][1] + constant @ next_kernel[fold]
+            weights[i][0] = kernel[:, keep]
+            if current.use_bias:
+                weights[i][1] = bias[keep]
+            weights[i + 1][0] = next_kernel[keep]
+            changed = True
+    rebuilt = []
+    for i, layer in enumerate(layers):
+        config = layer.get_config()
+        if type(layer) is keras.layers.Dense:
+            config["units"] = weights[i][0].shape[1]
+        rebuilt.append(type(layer).from_config(config))
+    inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+    stripped = keras.Sequential([inputs] + rebuilt, name=model.name)
+    for i, layer in enumerate(rebuilt):
+        layer.set_weights(weights[i])
+    return stripped

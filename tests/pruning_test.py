@@ -1,0 +1,111 @@
+"""ks.pruning.strip: a pruned model without its optimizer state, disconnected units removed."""
+
+import gzip
+
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import keras_stochastic as ks
+
+
+def _digits():
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype("float32"), y.astype("int32")
+
+
+def _pruned_mlp(target_sparsity=0.95, epochs=12):
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(64, activation="relu", name="h1"),
+            keras.layers.Dense(64, activation="relu", name="h2"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile(
+        ks.optimizers.GradientNoise(keras.optimizers.Adam(0.01), seed=1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=target_sparsity)],
+    )
+    return model, x, y
+
+
+def _gzip_size(model, path):
+    model.save(path)
+    with open(path, "rb") as f:
+        return len(gzip.compress(f.read()))
+
+
+def test_strip_removes_disconnected_units_and_keeps_predictions(tmp_path):
+    model, x, _ = _pruned_mlp()
+    stripped = ks.pruning.strip(model)
+    assert getattr(stripped, "optimizer", None) is None and not stripped.compiled
+    units = [layer.units for layer in stripped.layers]
+    assert units[-1] == 10 and units[0] < 64 and units[1] < 64
+    assert stripped.count_params() < model.count_params()
+    np.testing.assert_allclose(
+        stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4
+    )
+    # A smaller file, which loads with plain Keras (no optimizer wrapper).
+    before = _gzip_size(model, str(tmp_path / "pruned.keras"))
+    after = _gzip_size(stripped, str(tmp_path / "stripped.keras"))
+    assert after < before
+    reloaded = keras.saving.load_model(str(tmp_path / "stripped.keras"))
+    np.testing.assert_allclose(
+        reloaded.predict(x[:50], verbose=0), stripped.predict(x[:50], verbose=0)
+    )
+
+
+def test_units_with_no_inputs_fold_their_constant_into_the_next_bias():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(4, activation="sigmoid"),
+            keras.layers.Dense(3, activation="tanh"),
+            keras.layers.Dense(2),
+        ]
+    )
+    first, second, _ = model.layers
+    kernel, bias = first.get_weights()
+    kernel[:, 1] = 0.0  # unit 1 outputs sigmoid(bias_1) whatever the input
+    bias[1] = 0.7
+    first.set_weights([kernel, bias])
+    next_kernel, next_bias = second.get_weights()
+    next_kernel[3] = 0.0  # unit 3 feeds nothing
+    second.set_weights([next_kernel, next_bias])
+    stripped = ks.pruning.strip(model)
+    assert [layer.units for layer in stripped.layers] == [2, 3, 2]
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+    np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
+    # The original is untouched.
+    assert first.units == 4
+
+
+def test_strip_copies_other_models_and_refuses_subclassed_ones():
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Dense(2)(keras.layers.Dense(4, use_bias=False)(inputs))
+    functional = keras.Model(inputs, outputs)
+    copy = ks.pruning.strip(functional)
+    assert copy is not functional and copy.count_params() == functional.count_params()
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="subclassed model"):
+        ks.pruning.strip(Subclassed())
+    with pytest.raises(ValueError, match="built model"):
+        ks.pruning.strip(keras.Sequential([keras.layers.Dense(2)]))
