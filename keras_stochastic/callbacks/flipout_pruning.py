@@ -9,9 +9,19 @@ from keras_stochastic import _compat
 from keras_stochastic import _distribute
 from keras_stochastic import _validation
 from keras_stochastic import kernels as kernels_lib
+from keras_stochastic.layers.base_stochastic import GaussianKernelMixin
+from keras_stochastic.layers.base_variational_dropout import VariationalDropoutMixin
 from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
-CRITERIA = ("flipout", "magnitude", "random")
+CRITERIA = ("flipout", "magnitude", "random", "snr", "log_alpha")
+# The criteria read from the layer that owns a kernel: (layer classes, kinds).
+_BAYESIAN_CRITERIA = {
+    "snr": (
+        (GaussianKernelMixin,),
+        "Gaussian keras_stochastic layers (flipout, LRT, reparameterization)",
+    ),
+    "log_alpha": ((VariationalDropoutMixin,), "variational dropout layers"),
+}
 
 
 def saliency(weights, flips, exponent=2):
@@ -136,7 +146,12 @@ class FlipOutPruning(keras.callbacks.Callback):
             in the saliency.
         criterion: `"flipout"` (default), `"magnitude"` (global magnitude
             pruning, `tau = |theta|`) or `"random"` (uniformly random among the
-            remaining weights): the paper's baselines, same schedule.
+            remaining weights): the paper's baselines, same schedule. For
+            Bayesian layers also `"snr"` (signal-to-noise ratio
+            `|mu| / sigma` of Gaussian keras_stochastic layers) and
+            `"log_alpha"` (variational dropout layers: the largest
+            `log alpha` first); every pruned kernel must then belong to such
+            a layer.
         include: Optional list of layer names: only these layers (and layers
             inside them) are pruned.
         exclude: Optional list of layer names never pruned (with the layers
@@ -239,6 +254,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         self.begin_step = int(begin_step)
         self._num_events = None
         self._interval = None
+        self._owners = {}
         self._random_seed = seed if seed is not None else int(np.random.randint(2**31))
 
     def num_events(self):
@@ -280,6 +296,7 @@ class FlipOutPruning(keras.callbacks.Callback):
                 "and of keras_stochastic layers (never biases or normalization). "
                 f"Received: include={self.include}, exclude={self.exclude}"
             )
+        self._owners = self._criterion_owners(variables)
         # Under `tf.distribute`, `fit` may be called outside `strategy.scope()`;
         # the optimizer's state must still be created in it (mirrored).
         with _distribute.scope(self.model):
@@ -323,6 +340,26 @@ class FlipOutPruning(keras.callbacks.Callback):
                 f"for {(epochs - 1) // self._interval} in {epochs} epochs. "
                 f"Received: epochs={epochs}"
             )
+
+    def _criterion_owners(self, variables):
+        """`{id(kernel): layer}` for criteria that read the owning layer."""
+        if self.criterion not in _BAYESIAN_CRITERIA:
+            return {}
+        classes, kinds = _BAYESIAN_CRITERIA[self.criterion]
+        owners = {}
+        for layer in _compat.flatten_layers(self.model, include_self=False):
+            if isinstance(layer, classes):
+                for variable in kernels_lib.kernel_variables(layer):
+                    owners[id(variable)] = layer
+        missing = [v.path for v in variables if id(v) not in owners]
+        if missing:
+            raise ValueError(
+                f"criterion={self.criterion!r} scores the kernels of {kinds}; "
+                f"these prunable kernels have no such layer: {missing}. Exclude "
+                "their layers (`exclude=[...]`) or use another criterion. "
+                f"Received: criterion={self.criterion!r}"
+            )
+        return owners
 
     def _check_step_schedule(self, epochs):
         steps = self.params.get("steps")
@@ -388,13 +425,29 @@ class FlipOutPruning(keras.callbacks.Callback):
         total = sum(mask.size for mask in masks)
         return 1.0 - sum(float(np.count_nonzero(mask)) for mask in masks) / total
 
-    def _scores(self, weights, flips, event):
+    def _scores(self, slots, weights, flips, event):
+        """Scores of all prunable weights, flattened; the lowest are pruned first."""
         if self.criterion == "flipout":
             return saliency(weights, flips, self.exponent)
         if self.criterion == "magnitude":
             return np.abs(weights)
-        rng = np.random.default_rng([self._random_seed, event])
-        return rng.random(weights.shape)
+        if self.criterion == "random":
+            rng = np.random.default_rng([self._random_seed, event])
+            return rng.random(weights.shape)
+        scores = []
+        for variable, _, _ in slots:
+            layer = self._owners[id(variable)]
+            if self.criterion == "snr":
+                # Signal-to-noise ratio |mu| / sigma: noisy weights go first.
+                stddev = np.asarray(keras.ops.convert_to_numpy(layer.kernel_stddev))
+                mean = np.abs(np.asarray(variable.numpy(), dtype="float64"))
+                scores.append(mean / np.maximum(stddev.astype("float64"), 1e-30))
+            else:
+                # Large log alpha (dropout rate): the weight carries noise only.
+                log_alpha = keras.ops.convert_to_numpy(layer.log_alpha)
+                log_alpha = np.broadcast_to(log_alpha, variable.shape)
+                scores.append(-np.asarray(log_alpha, dtype="float64"))
+        return np.concatenate([score.ravel() for score in scores])
 
     def _prune(self, optimizer, when):
         slots = optimizer.pruning_slots()
@@ -412,6 +465,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         count = min(max(count, 0), remaining)
         if count:
             scores = self._scores(
+                slots,
                 np.concatenate([w.ravel() for w in weights]),
                 np.concatenate([f.ravel() for f in flips]),
                 event,

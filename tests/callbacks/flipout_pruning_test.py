@@ -567,3 +567,73 @@ def test_prunes_depthwise_convolutions():
     assert history.history["sparsity"][-1] == pytest.approx(0.75, abs=1 / total)
     for variable, mask, _ in optimizer.pruning_slots():
         assert np.all(testing.to_numpy(variable)[testing.to_numpy(mask) == 0] == 0.0)
+
+
+def _bayesian_mlp(layer_class, **kwargs):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            layer_class(16, activation="relu", kl_weight=1e-3, name="hidden", **kwargs),
+            layer_class(4, kl_weight=1e-3, name="logits", **kwargs),
+        ]
+    )
+
+
+def test_snr_criterion_prunes_the_lowest_signal_to_noise_weights():
+    model = _bayesian_mlp(ks.layers.DenseFlipout)
+    optimizer = _compile(model, scale=0.0)
+    callback = _callback_at_train_begin(
+        model, epochs=2, target_sparsity=0.5, criterion="snr"
+    )
+    layers = [model.get_layer("hidden"), model.get_layer("logits")]
+    snr = np.concatenate(
+        [
+            (
+                np.abs(testing.to_numpy(layer.kernel_mean))
+                / testing.to_numpy(layer.kernel_stddev)
+            ).ravel()
+            for layer in layers
+        ]
+    )
+    callback._prune(optimizer, "test")
+    pruned = np.concatenate([m.ravel() for m in _masks(optimizer)]) == 0
+    assert pruned.mean() == 0.5
+    # Every pruned weight has a lower SNR than every kept one.
+    assert snr[pruned].max() <= snr[~pruned].min()
+
+
+def test_log_alpha_criterion_prunes_the_noisiest_dropout_weights():
+    model = _bayesian_mlp(ks.layers.DenseVariationalDropout)
+    optimizer = _compile(model, scale=0.0)
+    callback = _callback_at_train_begin(
+        model, epochs=2, target_sparsity=0.5, criterion="log_alpha"
+    )
+    log_alpha = np.concatenate(
+        [
+            np.broadcast_to(
+                testing.to_numpy(layer.log_alpha), layer.kernel_mean.shape
+            ).ravel()
+            for layer in model.layers
+        ]
+    )
+    callback._prune(optimizer, "test")
+    pruned = np.concatenate([m.ravel() for m in _masks(optimizer)]) == 0
+    assert pruned.mean() == 0.5
+    assert log_alpha[pruned].min() >= log_alpha[~pruned].max()
+
+
+def test_bayesian_criteria_refuse_kernels_without_that_layer():
+    model = _mlp()
+    _compile(model)
+    x, y = _data(16)
+    with pytest.raises(
+        ValueError, match="criterion='snr' scores the kernels of Gaussian"
+    ):
+        model.fit(
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            callbacks=[ks.callbacks.FlipOutPruning(prune_every=1, criterion="snr")],
+        )
