@@ -12,6 +12,7 @@ from keras_stochastic import optimizers
 from keras_stochastic import plot
 from keras_stochastic import priors
 from keras_stochastic import pruning
+from keras_stochastic import regularizers
 from keras_stochastic.conversion import to_bayesian
 from keras_stochastic.conversion import to_deterministic
 from keras_stochastic.inference import kl_divergence
@@ -37,6 +38,7 @@ __all__ = [
     "predict_mc",
     "priors",
     "pruning",
+    "regularizers",
     "set_inference",
     "set_kl_weight",
     "sparsity",

@@ -155,6 +155,7 @@ OBJECT_ARGS = {
         "fitness_shaping": "standardized",
         "seed": 4,
     },
+    "HoyerSquare": {"strength": 3e-3},
     "GradientNoise": {
         "inner_optimizer": lambda: keras.optimizers.SGD(0.1, momentum=0.9),
         "scale": 0.5,
