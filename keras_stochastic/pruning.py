@@ -1,4 +1,11 @@
-"""Pruning tools around `ks.callbacks.FlipOutPruning`: `strip`.
+"""Pruning tools around `ks.callbacks.FlipOutPruning`: `snip`, `strip`.
+
+`snip(model, x, y, target_sparsity)` prunes at initialization by connection
+sensitivity (SNIP, Lee et al., 2019): the weights with the smallest
+`|dL/dw * w|` on a batch, ranked globally over the prunable kernels, are
+masked once, and the masks (held by the model's `GradientNoise` optimizer,
+as `FlipOutPruning` holds them) keep them at zero during the training that
+follows. It is a baseline of the FlipOut paper (Apostol et al., 2020).
 
 `strip(model)` turns a pruned model into a plain one for deployment: a fresh
 copy without the optimizer (so without `GradientNoise` and its masks and
@@ -23,9 +30,74 @@ disconnect others).
 import keras
 import numpy as np
 
+from keras_stochastic import _autodiff
 from keras_stochastic import _compat
+from keras_stochastic import _validation
 
-__all__ = ["strip"]
+__all__ = ["snip", "strip"]
+
+
+def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):
+    """Prunes `target_sparsity` of the prunable weights once, by connection sensitivity.
+
+    Args:
+        model: A built model compiled with a `ks.optimizers.GradientNoise`
+            optimizer (`scale=0.0` for plain SNIP without gradient noise).
+        x, y: One batch of training data (the paper: one minibatch).
+        target_sparsity: Float in [0, 1), the exact fraction pruned.
+        loss: The loss to differentiate (a name, function or
+            `keras.losses.Loss`); default: the model's compiled loss.
+        include, exclude: Layer names, as in `FlipOutPruning`.
+
+    Returns:
+        The achieved sparsity (float).
+    """
+    from keras_stochastic.callbacks import flipout_pruning
+
+    target_sparsity = _validation.fraction("target_sparsity", target_sparsity)
+    optimizer = flipout_pruning.find_gradient_noise(getattr(model, "optimizer", None))
+    if optimizer is None:
+        raise ValueError(
+            "`snip` keeps its masks in the model's `GradientNoise` optimizer: "
+            "compile the model with `optimizer=ks.optimizers.GradientNoise("
+            "your_optimizer, scale=0.0)` first. Received: optimizer="
+            f"{getattr(model, 'optimizer', None)!r}"
+        )
+    loss = model.loss if loss is None else loss
+    if loss is None or isinstance(loss, (dict, list, tuple)):
+        raise ValueError(
+            "`snip` needs one loss (pass `loss=` or compile the model with one). "
+            f"Received: loss={loss!r}"
+        )
+    loss_fn = keras.losses.get(loss)
+    variables = flipout_pruning.prunable_variables(model, include, exclude)
+    gradients = _autodiff.loss_gradient_fn(model, loss_fn, variables)(x, y)
+    scores = np.concatenate(
+        [
+            np.abs(g.astype("float64") * np.asarray(v.numpy(), "float64")).ravel()
+            for g, v in zip(gradients, variables, strict=True)
+        ]
+    )
+    count = round(target_sparsity * scores.size)
+    keep = np.ones(scores.size, bool)
+    if count:
+        keep[np.argpartition(scores, count - 1)[:count]] = False
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    optimizer.enable_pruning(variables)
+    masks = {id(v): mask for v, mask, _ in optimizer.pruning_slots()}
+    start = 0
+    for variable in variables:
+        size = int(np.prod(variable.shape))
+        kept = keep[start : start + size].reshape(variable.shape)
+        start += size
+        masks[id(variable)].assign(kept.astype("float32"))
+        variable.assign(np.where(kept, variable.numpy(), 0).astype(variable.dtype))
+    optimizer.pruning_events.assign(optimizer.pruning_events + 1)
+    # A train function traced before the masks existed would not apply them.
+    model.make_train_function(force=True)
+    optimizer._pruning_state_is_new = False
+    return 1.0 - float(keep.mean())
 
 
 def _elementwise(layer):

@@ -8,6 +8,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import keras_stochastic as ks
+from keras_stochastic import _autodiff
 
 
 def _digits():
@@ -109,3 +110,46 @@ def test_strip_copies_other_models_and_refuses_subclassed_ones():
         ks.pruning.strip(Subclassed())
     with pytest.raises(ValueError, match="built model"):
         ks.pruning.strip(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_snip_prunes_the_least_sensitive_connections_once():
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        ks.optimizers.GradientNoise(keras.optimizers.Adam(0.01), scale=0.0),
+        loss,
+        metrics=["accuracy"],
+    )
+    kernels = [layer.kernel for layer in model.layers]
+    before = [np.array(k.numpy()) for k in kernels]
+    gradients = _autodiff.loss_gradient_fn(model, loss, kernels)(x[:256], y[:256])
+    scores = np.concatenate(
+        [np.abs(g * b).ravel() for g, b in zip(gradients, before, strict=True)]
+    )
+    sparsity = ks.pruning.snip(model, x[:256], y[:256], target_sparsity=0.9)
+    assert abs(sparsity - 0.9) < 1e-3
+    mask = np.concatenate([(k.numpy() != 0).ravel() for k in kernels])
+    assert abs(1 - mask.mean() - 0.9) < 1e-3
+    # Global ranking by |g * w|: every pruned weight scores below every kept one.
+    assert scores[~mask].max() <= scores[mask].min()
+    history = model.fit(x, y, batch_size=64, epochs=5, verbose=0)
+    after = np.concatenate([(k.numpy() != 0).ravel() for k in kernels])
+    # The pruned connections stay exactly zero while the rest train.
+    assert not np.any(after & ~mask)
+    assert history.history["accuracy"][-1] > 0.8
+    assert any(np.any(k.numpy() != b) for k, b in zip(kernels, before))
+
+
+def test_snip_needs_gradient_noise_and_one_loss():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    with pytest.raises(ValueError, match="GradientNoise"):
+        ks.pruning.snip(model, np.ones((2, 4)), np.ones((2, 2)), 0.5)
