@@ -11,6 +11,8 @@ bookkeeping, which `GradientNoise` shares with the optimizer it wraps.
 included) with `Layer._flatten_layers`, which Keras has no public twin of.
 `loss_tracker` is the metric behind a compiled model's `loss` log, which a
 custom `train_step` (`ks.evolution.FlipoutES`) updates as Keras's own does.
+`output_layers` reads which layers produce a graph model's outputs from the
+outputs' `_keras_history`.
 `is_graph_model` tells the models `keras.models.clone_model` can rebuild
 layer by layer (`Sequential` and `Functional`, the class of functional
 models, which Keras does not export) from subclassed ones.
@@ -36,6 +38,13 @@ def is_graph_model(layer):
     return isinstance(layer, (Sequential, Functional))
 
 
+def output_layers(model):
+    """The layers whose outputs are a graph model's outputs (`_keras_history`)."""
+    import keras
+
+    return [t._keras_history.operation for t in keras.tree.flatten(model.outputs)]
+
+
 def loss_tracker(model):
     """The `Mean` metric behind a compiled model's `loss` log (`_loss_tracker`)."""
     return model._loss_tracker
@@ -57,6 +66,7 @@ __all__ = [
     "flatten_layers",
     "is_graph_model",
     "loss_tracker",
+    "output_layers",
     "optimizer_variables",
     "standardize_data_format",
     "standardize_padding",

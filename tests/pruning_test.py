@@ -16,7 +16,7 @@ def _digits():
     return (x / 16.0).astype("float32"), y.astype("int32")
 
 
-def _pruned_mlp(target_sparsity=0.95, epochs=12):
+def _pruned_mlp(target_sparsity=0.95, epochs=3):
     x, y = _digits()
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -38,7 +38,11 @@ def _pruned_mlp(target_sparsity=0.95, epochs=12):
         batch_size=64,
         epochs=epochs,
         verbose=0,
-        callbacks=[ks.callbacks.FlipOutPruning(target_sparsity=target_sparsity)],
+        callbacks=[
+            ks.callbacks.FlipOutPruning(
+                target_sparsity=target_sparsity, prune_every_steps=12
+            )
+        ],
     )
     return model, x, y
 
@@ -153,3 +157,62 @@ def test_snip_needs_gradient_noise_and_one_loss():
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match="GradientNoise"):
         ks.pruning.snip(model, np.ones((2, 4)), np.ones((2, 2)), 0.5)
+
+
+def test_unit_pruning_then_strip_gives_a_smaller_model_with_the_same_predictions(
+    tmp_path,
+):
+    x, y = _digits()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(64, activation="relu", name="h1"),
+            keras.layers.Dense(32, activation="relu", name="h2"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile(
+        ks.optimizers.GradientNoise(keras.optimizers.Adam(0.01), seed=1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    pruning = ks.callbacks.FlipOutPruning(
+        target_sparsity=0.75, structure="units", prune_every_steps=15
+    )
+    model.fit(x, y, batch_size=64, epochs=3, verbose=0, callbacks=[pruning])
+    accuracy = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
+    assert accuracy > 0.8
+    h1, h2, logits = (model.get_layer(n).kernel.numpy() for n in ("h1", "h2", "logits"))
+    dead = [np.all(k == 0, axis=0) for k in (h1, h2)]
+    # 75% of the 96 hidden units are pruned whole; the output layer is untouched.
+    assert sum(int(d.sum()) for d in dead) == 72
+    assert np.all(logits != 0)
+    stripped = ks.pruning.strip(model)
+    assert [layer.units for layer in stripped.layers] == [
+        64 - int(dead[0].sum()),
+        32 - int(dead[1].sum()),
+        10,
+    ]
+    np.testing.assert_allclose(
+        stripped.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4
+    )
+    assert stripped.count_params() < 0.5 * model.count_params()
+
+
+def test_unit_pruning_refuses_recurrent_kernels():
+    model = keras.Sequential(
+        [keras.Input((5, 3)), keras.layers.SimpleRNN(4), keras.layers.Dense(2)]
+    )
+    model.compile(
+        ks.optimizers.GradientNoise(keras.optimizers.SGD(0.1), scale=0.0), "mse"
+    )
+    pruning = ks.callbacks.FlipOutPruning(prune_every=1, structure="units")
+    with pytest.raises(ValueError, match="structure='units' prunes whole units"):
+        model.fit(
+            np.ones((4, 5, 3)),
+            np.ones((4, 2)),
+            epochs=2,
+            verbose=0,
+            callbacks=[pruning],
+        )

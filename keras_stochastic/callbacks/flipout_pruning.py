@@ -14,6 +14,14 @@ from keras_stochastic.layers.base_variational_dropout import VariationalDropoutM
 from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
 CRITERIA = ("flipout", "magnitude", "random", "snr", "log_alpha")
+STRUCTURES = ("weights", "units")
+# Layers whose kernels' last axis is their units (Dense) or filters (Conv).
+_UNIT_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+)
 # The criteria read from the layer that owns a kernel: (layer classes, kinds).
 _BAYESIAN_CRITERIA = {
     "snr": (
@@ -158,6 +166,12 @@ class FlipOutPruning(keras.callbacks.Callback):
             inside them), e.g. the first or last layer.
         seed: Integer or None, seeds `criterion="random"`.
         verbose: 0 (silent) or 1 (a line per event).
+        structure: `"weights"` (default) or `"units"`: rank and prune whole
+            units of Dense layers and filters of Conv layers (a unit scores
+            the mean of its weights' scores; `prune_rate` and
+            `target_sparsity` then count units). The layers that produce the
+            model's outputs are left alone. `ks.pruning.strip` then removes
+            the pruned units physically (Dense chains).
         prune_every_steps: Positive integer or None: prune by train step
             instead of by epoch, an event every `prune_every_steps` optimizer
             steps after `begin_step` (at the end of the batch that completes
@@ -193,8 +207,10 @@ class FlipOutPruning(keras.callbacks.Callback):
         verbose=0,
         prune_every_steps=None,
         begin_step=0,
+        structure="weights",
     ):
         super().__init__()
+        _validation.choice("structure", structure, STRUCTURES)
         if target_sparsity is not None:
             target_sparsity = _validation.fraction("target_sparsity", target_sparsity)
         prune_rate = _validation.fraction("prune_rate", prune_rate, low_open=True)
@@ -252,6 +268,7 @@ class FlipOutPruning(keras.callbacks.Callback):
             None if prune_every_steps is None else int(prune_every_steps)
         )
         self.begin_step = int(begin_step)
+        self.structure = structure
         self._num_events = None
         self._interval = None
         self._owners = {}
@@ -297,6 +314,8 @@ class FlipOutPruning(keras.callbacks.Callback):
                 f"Received: include={self.include}, exclude={self.exclude}"
             )
         self._owners = self._criterion_owners(variables)
+        if self.structure == "units":
+            variables = self._unit_variables(variables)
         # Under `tf.distribute`, `fit` may be called outside `strategy.scope()`;
         # the optimizer's state must still be created in it (mirrored).
         with _distribute.scope(self.model):
@@ -340,6 +359,37 @@ class FlipOutPruning(keras.callbacks.Callback):
                 f"for {(epochs - 1) // self._interval} in {epochs} epochs. "
                 f"Received: epochs={epochs}"
             )
+
+    def _unit_variables(self, variables):
+        """The kernels pruned by units: Dense / Conv kernels, output layers left out."""
+        from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
+        from keras_stochastic.layers.core.base_dense import BaseStochasticDense
+
+        owners, outputs = {}, set()
+        if _compat.is_graph_model(self.model):
+            outputs = {id(layer) for layer in _compat.output_layers(self.model)}
+        for layer in _compat.flatten_layers(self.model, include_self=False):
+            if isinstance(
+                layer, _UNIT_LAYERS + (BaseStochasticDense, BaseStochasticConv)
+            ):
+                for variable in kernels_lib.kernel_variables(layer):
+                    owners[id(variable)] = layer
+        refused = [v.path for v in variables if id(v) not in owners]
+        if refused:
+            raise ValueError(
+                "structure='units' prunes whole units of Dense layers and filters "
+                "of Conv1D/2D/3D layers (Keras's or keras_stochastic's); these "
+                f"prunable kernels are not theirs: {refused}. Exclude their "
+                "layers (`exclude=[...]`). Received: structure='units'"
+            )
+        # Removing a unit of an output layer would remove an output.
+        kept = [v for v in variables if id(owners[id(v)]) not in outputs]
+        if not kept:
+            raise ValueError(
+                "structure='units' leaves the model's output layers alone, and "
+                "no other layer has prunable kernels. Received: structure='units'"
+            )
+        return kept
 
     def _criterion_owners(self, variables):
         """`{id(kernel): layer}` for criteria that read the owning layer."""
@@ -457,8 +507,22 @@ class FlipOutPruning(keras.callbacks.Callback):
         flips = [flip.numpy() for _, _, flip in slots]
         sizes = [w.size for w in weights]
         alive = np.concatenate([m.ravel() for m in masks]) != 0
-        total = alive.size
-        remaining = int(alive.sum())
+        # What is ranked: weights, or units (a kernel's last axis), each
+        # weight belonging to group `groups[j]`.
+        if self.structure == "units":
+            offsets = np.cumsum([0] + [w.shape[-1] for w in weights])
+            groups = np.concatenate(
+                [
+                    offset + np.arange(w.size) % w.shape[-1]
+                    for offset, w in zip(offsets, weights)
+                ]
+            )
+        else:
+            groups = np.arange(alive.size)
+        group_sizes = np.bincount(groups)
+        group_alive = np.bincount(groups, weights=alive) > 0
+        total = group_alive.size
+        remaining = int(group_alive.sum())
         count = int(self.prune_rate * remaining)
         if self._num_events is not None and event + 1 == self._num_events:
             count = round(self.target_sparsity * total) - (total - remaining)
@@ -470,9 +534,12 @@ class FlipOutPruning(keras.callbacks.Callback):
                 np.concatenate([f.ravel() for f in flips]),
                 event,
             )
-            candidates = np.flatnonzero(alive)
+            # A unit scores the mean of its weights' scores.
+            scores = np.bincount(groups, weights=scores) / group_sizes
+            candidates = np.flatnonzero(group_alive)
             lowest = np.argpartition(scores[candidates], count - 1)[:count]
-            alive[candidates[lowest]] = False
+            group_alive[candidates[lowest]] = False
+            alive &= group_alive[groups]
         start = 0
         for (variable, mask, flip), w, f, size in zip(slots, weights, flips, sizes):
             keep = alive[start : start + size].reshape(w.shape)
@@ -484,8 +551,8 @@ class FlipOutPruning(keras.callbacks.Callback):
         if self.verbose:
             print(
                 f"\n{when}: FlipOutPruning ({self.criterion}) event "
-                f"{event + 1} pruned {count} weights; sparsity "
-                f"{1 - int(alive.sum()) / total:.4f}."
+                f"{event + 1} pruned {count} {self.structure}; sparsity "
+                f"{1 - int(alive.sum()) / alive.size:.4f}."
             )
 
     def get_config(self):
@@ -501,6 +568,7 @@ class FlipOutPruning(keras.callbacks.Callback):
             "verbose": self.verbose,
             "prune_every_steps": self.prune_every_steps,
             "begin_step": self.begin_step,
+            "structure": self.structure,
         }
 
     @classmethod

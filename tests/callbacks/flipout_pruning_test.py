@@ -498,6 +498,7 @@ def test_config_roundtrip():
         ({"seed": "a"}, TypeError, "Received: seed='a'"),
         ({"verbose": 2}, ValueError, "Received: verbose=2"),
         ({"prune_every_steps": 0}, ValueError, "Received: prune_every_steps=0"),
+        ({"structure": "filters"}, ValueError, "Received: structure='filters'"),
         (
             {"prune_every": 2, "prune_every_steps": 5},
             ValueError,
