@@ -97,6 +97,33 @@ def command_line():
     )
 
 
+def step_timer():
+    """A Keras callback recording each `fit` step's wall time in `.times` (seconds).
+
+    A step runs from `on_train_batch_begin` to `on_train_batch_end`: one
+    call of the compiled train function, plus the conversion of its logs
+    that Keras makes before a synchronous callback (which also waits for
+    JAX's asynchronous dispatch).
+    """
+    import time
+
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+            self._start = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+
+    return StepTimer()
+
+
 def quantiles(values, qs=(0.25, 0.5, 0.75)):
     values = np.asarray(values, dtype="float64")
     return [float(np.quantile(values, q)) for q in qs]

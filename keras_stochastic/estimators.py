@@ -18,18 +18,26 @@ recurrent layers:
 3. `sample(projection, noise)`: the pre-activations; only local
    reparameterization adds noise here, drawn by `pre_activation_noise`.
 
+Before a call that will sample, layers also call `check_inputs(inputs,
+channel_axis, out_channels)`, which raises when the estimator cannot sample
+that call (the per-example estimator's memory limit).
+
 `weights` is a per-call view of the posterior (see
 `keras_stochastic.posteriors`): `mean` (or `None` for zero-mean posteriors),
-`noise(seed)` (a draw of `w - mean`, symmetric about zero and independent
-across weights), `variance` (float32) and `inference_kernel`.
+`noise(seed, sample_shape=())` (a draw of `w - mean`, symmetric about zero
+and independent across weights; `sample_shape` prepends axes of independent
+draws), `variance` (float32) and `inference_kernel`.
 
 None of them adds the bias: layers add it after the estimator, outside any
 sign flips. A new estimator is one subclass of `Estimator` here, listed in
 `ESTIMATORS`; nothing outside this module dispatches on estimator names.
+Layer families accept the estimators listed for them here
+(`DENSE_ESTIMATORS`, `CONV_ESTIMATORS`), through `get(name, allowed)`.
 """
 
 import collections
 
+import keras
 from keras import ops
 
 from keras_stochastic import _validation
@@ -184,6 +192,16 @@ class Estimator:
     num_seeds = 1
     # Whether the estimator is exact only for weights with Gaussian marginals.
     requires_gaussian_weights = False
+    # Whether `project` hands the linear operator a batch of kernels, one per
+    # example: a matmul broadcasts over it, a convolution cannot.
+    batched_kernels = False
+
+    def check_inputs(self, inputs, channel_axis=-1, out_channels=None):
+        """Raises when a sampling call on `inputs` is not possible (default: never).
+
+        Layers call it, at trace time, before calls that will sample
+        (training, or inference in `"sample"` mode).
+        """
 
     def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
         raise NotImplementedError
@@ -314,11 +332,108 @@ class LocalReparameterization(Estimator):
         return projection.value + ops.cast(perturbation, projection.value.dtype)
 
 
+# Largest per-example draw, in weights: batch size times kernel size. The
+# draw, the sampled kernels and their gradient each hold this many numbers
+# (4 bytes each in float32: 512 MiB), which bounds a layer's memory to a few
+# GiB; beyond it the layer raises instead of failing to allocate.
+PER_EXAMPLE_MAX_ELEMENTS = 2**27
+
+
+def _per_example_size_message(received):
+    return (
+        "The 'per_example' estimator draws one kernel per example, batch size "
+        "x kernel size weights per call, and allows at most "
+        f"PER_EXAMPLE_MAX_ELEMENTS = {PER_EXAMPLE_MAX_ELEMENTS} "
+        "(keras_stochastic.estimators). Use a smaller batch, or an estimator "
+        "whose memory does not grow with the batch ('local_reparameterization' "
+        f"or 'flipout'). Received: {received}"
+    )
+
+
+class PerExample(Estimator):
+    """`y_n = x_n W_n`, an independent `W_n = M + Delta W_n` for every example.
+
+    Kingma et al.'s (2015) "weight sample per data point": the plain
+    reparameterization estimator made exact for minibatches, each example
+    with its own weight sample, so no two examples share noise. A baseline
+    for measurements, not for training: it draws `batch x in x out` numbers
+    per call and does a batched vector-matrix product instead of one matmul,
+    so time and memory grow as `O(batch * in * out)` (checked against
+    `PER_EXAMPLE_MAX_ELEMENTS`). Valid for any posterior (it samples the
+    weights themselves); only for operators that broadcast over a batch of
+    kernels (dense layers: a matmul). An input with middle axes,
+    `(batch, ..., in)`, uses one sample per example for all its rows.
+    """
+
+    name = "per_example"
+    batched_kernels = True
+
+    def check_inputs(self, inputs, channel_axis=-1, out_channels=None):
+        batch = inputs.shape[0]
+        if not isinstance(batch, int):
+            batch = 1  # unknown until run time: one example must fit
+        kernel_size = inputs.shape[channel_axis] * out_channels
+        if batch * kernel_size > PER_EXAMPLE_MAX_ELEMENTS:
+            raise ValueError(
+                _per_example_size_message(
+                    f"batch size {batch} x kernel size {kernel_size} = "
+                    f"{batch * kernel_size}"
+                )
+            )
+
+    def draw(self, weights, inputs, seeds, channel_axis=-1, out_channels=None):
+        batch = ops.shape(inputs)[0]
+        if not isinstance(batch, int):
+            _check_size_at_run_time(batch, inputs.shape[channel_axis] * out_channels)
+        noise = weights.noise(seeds[0], sample_shape=(batch,))
+        return Draw(mean=weights.mean, noise=noise)
+
+    def project(self, linear, inputs, draw):
+        kernels = draw.noise if draw.mean is None else draw.mean + draw.noise
+        shape = ops.shape(inputs)
+        # (batch, rows, in) against (batch, in, out): one kernel per example.
+        rows = ops.reshape(inputs, (shape[0], -1, shape[-1]))
+        value = linear(rows, kernels)
+        return Projection(ops.reshape(value, tuple(shape[:-1]) + (kernels.shape[-1],)))
+
+
+def _check_size_at_run_time(batch, kernel_size):
+    """`PerExample.check_inputs` for a batch size known only when the graph runs.
+
+    TensorFlow traces `fit` with an unknown batch size; other backends trace
+    with static shapes, checked at trace time.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    requested = tf.cast(batch, "int64") * kernel_size
+    tf.debugging.assert_less_equal(
+        requested,
+        tf.constant(PER_EXAMPLE_MAX_ELEMENTS, "int64"),
+        message=_per_example_size_message(
+            f"batch size x kernel size {kernel_size} = x below"
+        ),
+    )
+
+
 ESTIMATORS = {
     estimator.name: estimator
-    for estimator in (Reparameterization(), Flipout(), LocalReparameterization())
+    for estimator in (
+        Reparameterization(),
+        Flipout(),
+        LocalReparameterization(),
+        PerExample(),
+    )
 }
 MEAN = Mean()
+# What each layer family accepts. A convolution cannot apply a batch of
+# kernels (and convolution libraries have no per-example filters), so the
+# per-example estimator is for dense layers only.
+DENSE_ESTIMATORS = tuple(ESTIMATORS)
+CONV_ESTIMATORS = tuple(
+    name for name, estimator in ESTIMATORS.items() if not estimator.batched_kernels
+)
 
 
 def get(name, allowed=tuple(ESTIMATORS)):

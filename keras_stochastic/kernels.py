@@ -12,7 +12,7 @@ embeddings and normalization parameters are never kernels.
 - keras_stochastic layers: the variables their posterior holds in the
   kernel's place (`_prunable_variables()`): the posterior means of Gaussian
   and variational dropout kernels, the scales of zero-mean kernels, and a
-  point-estimate recurrent kernel.
+  point-estimate recurrent kernel. `VariationalGaussianDropout` has none.
 """
 
 import keras
@@ -50,9 +50,9 @@ _KERAS_KERNELS = (
 
 def has_kernels(layer):
     """Whether `layer` itself (not a sublayer) is a layer with kernels."""
-    return isinstance(layer, StochasticLayer) or any(
-        isinstance(layer, classes) for classes, _ in _KERAS_KERNELS
-    )
+    if isinstance(layer, StochasticLayer):
+        return layer._has_kernel
+    return any(isinstance(layer, classes) for classes, _ in _KERAS_KERNELS)
 
 
 def kernel_variables(layer):

@@ -111,6 +111,7 @@ LAYER_FAMILIES = {
     "LSTM": ({"units": 3}, (3, 2)),
     "GRU": ({"units": 3}, (3, 2)),
     "TemperatureScaling": ({"temperature": 2.5}, (5,)),
+    "VariationalGaussianDropout": ({"parameterization": "neuron"}, (5,)),
 }
 
 

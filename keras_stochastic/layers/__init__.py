@@ -37,12 +37,16 @@ from keras_stochastic.layers.core.dense_flipout import DenseFlipout
 from keras_stochastic.layers.core.dense_local_reparameterization import (
     DenseLocalReparameterization,
 )
+from keras_stochastic.layers.core.dense_per_example import DensePerExample
 from keras_stochastic.layers.core.dense_reparameterization import (
     DenseReparameterization,
 )
 from keras_stochastic.layers.core.dense_variance import DenseVariance
 from keras_stochastic.layers.core.dense_variational_dropout import (
     DenseVariationalDropout,
+)
+from keras_stochastic.layers.regularization.variational_gaussian_dropout import (
+    VariationalGaussianDropout,
 )
 from keras_stochastic.layers.rnn.gru_flipout import GRUFlipout
 from keras_stochastic.layers.rnn.gru_flipout_cell import GRUFlipoutCell
@@ -87,6 +91,7 @@ __all__ = [
     "Conv3DVariationalDropout",
     "DenseFlipout",
     "DenseLocalReparameterization",
+    "DensePerExample",
     "DenseReparameterization",
     "DenseVariance",
     "DenseVariationalDropout",
@@ -102,4 +107,5 @@ __all__ = [
     "SimpleRNNFlipoutCell",
     "SimpleRNNLocalReparameterization",
     "SimpleRNNLocalReparameterizationCell",
+    "VariationalGaussianDropout",
 ]

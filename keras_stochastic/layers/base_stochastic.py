@@ -52,6 +52,9 @@ class StochasticLayer(keras.layers.Layer):
     estimator = None
     # Whether the layer's KL is identically 0 (zero-mean layers): no warning then.
     _kl_is_zero = False
+    # Whether the layer multiplies its inputs by a kernel (the kernel
+    # inventory, `keras_stochastic.kernels`, reads it).
+    _has_kernel = True
 
     def __init__(self, kl_weight=None, inference="mean", seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -178,10 +181,15 @@ class StochasticLayer(keras.layers.Layer):
 
         Training always samples; otherwise the inference-mode variable
         chooses, inside `ops.cond` (whose branches get predrawn seeds). Adds
-        the KL term on every call.
+        the KL term on every call. The estimator checks the inputs first
+        (`Estimator.check_inputs`) when the call samples: in training, or in
+        `"sample"` inference mode as set when the function is traced.
         """
         estimator = self._estimator
         dtype = self.compute_dtype
+        if training or self._inference_value == "sample":
+            # Only where the call will sample: a "mean" call never draws.
+            estimator.check_inputs(inputs, channel_axis, out_channels)
 
         def sample(seeds):
             draw, weights = self._draw_kernel(

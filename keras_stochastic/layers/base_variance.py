@@ -18,12 +18,15 @@ DEFAULT_ESTIMATORS = {
 }
 
 
-def resolve_estimator(distribution, estimator):
-    """The estimator for `distribution`: its default when `estimator` is None."""
+def resolve_estimator(distribution, estimator, allowed):
+    """The estimator for `distribution`: its default when `estimator` is None.
+
+    `allowed` lists the estimators of the layer family.
+    """
     if estimator is None:
         return DEFAULT_ESTIMATORS[distribution]
     if (
-        estimators_lib.get(estimator).requires_gaussian_weights
+        estimators_lib.get(estimator, allowed).requires_gaussian_weights
         and distribution != "gaussian"
     ):
         raise ValueError(
@@ -128,7 +131,7 @@ class VarianceConv(VarianceKernelMixin, BaseStochasticConv):
         **kwargs,
     ):
         posterior = posteriors.ZeroMeanPosterior(distribution)
-        estimator = resolve_estimator(distribution, estimator)
+        estimator = resolve_estimator(distribution, estimator, self.allowed_estimators)
         super().__init__(
             filters,
             kernel_size,

@@ -10,7 +10,7 @@ class VariationalDropoutMixin:
     """Estimator choice, read-only views and config of variational dropout layers."""
 
     def _set_estimator(self, estimator):
-        estimators_lib.get(estimator)
+        estimators_lib.get(estimator, self.allowed_estimators)
         # An instance attribute: the estimator is an argument of these layers.
         self.estimator = estimator
 

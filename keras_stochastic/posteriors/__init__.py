@@ -7,7 +7,9 @@ layer's compute dtype returns a view for one layer call providing:
 
 - `mean`: the mean kernel in the compute dtype, or `None` (zero-mean `q`);
 - `inference_kernel`: the kernel used by `"mean"` inference;
-- `noise(seed)`: a draw of `w - mean`, symmetric about zero;
+- `noise(seed, sample_shape=())`: a draw of `w - mean`, symmetric about
+  zero, with leading `sample_shape` axes of independent draws (one kernel
+  per example for the per-example estimator);
 - `variance`: the elementwise variance (posteriors with Gaussian marginals);
 - `kl(seed)`: KL(q || p) summed over weights, float32.
 

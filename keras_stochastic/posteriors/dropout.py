@@ -104,12 +104,13 @@ class VariationalDropoutWeights:
             return ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
         return ops.exp(self.log_alpha) * ops.square(self._theta)
 
-    def noise(self, seed):
+    def noise(self, seed, sample_shape=()):
         if self._log_sigma2_is_variance():
             stddev = ops.exp(0.5 * ops.convert_to_tensor(self._posterior.log_variance))
         else:
             stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
-        epsilon = rng.normal(self._theta.shape, seed, self.dtype)
+        shape = tuple(sample_shape) + tuple(self._theta.shape)
+        epsilon = rng.normal(shape, seed, self.dtype)
         return ops.cast(stddev, self.dtype) * epsilon
 
     def kl(self, seed):

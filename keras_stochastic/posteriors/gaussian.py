@@ -105,9 +105,12 @@ class GaussianWeights:
         """The elementwise variances, float32."""
         return self._stddev_or_variance(square=True)
 
-    def noise(self, seed):
-        self._epsilon = rng.normal(self._mean32.shape, seed, self.dtype)
-        return ops.cast(self.stddev, self.dtype) * self._epsilon
+    def noise(self, seed, sample_shape=()):
+        shape = tuple(sample_shape) + tuple(self._mean32.shape)
+        epsilon = rng.normal(shape, seed, self.dtype)
+        # A Monte Carlo KL scores one weight sample: the first, if several.
+        self._epsilon = epsilon[(0,) * len(sample_shape)] if sample_shape else epsilon
+        return ops.cast(self.stddev, self.dtype) * epsilon
 
     def kl(self, seed):
         for _, kl in self._stats.values():

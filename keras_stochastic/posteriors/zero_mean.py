@@ -64,8 +64,9 @@ class ZeroMeanWeights:
         """The elementwise variance of `w` (exact for every distribution), float32."""
         return _VARIANCE_FACTOR[self.distribution] * ops.square(self._scale32)
 
-    def noise(self, seed):
-        epsilon = _unit_noise(self.distribution, self._scale32.shape, seed, self.dtype)
+    def noise(self, seed, sample_shape=()):
+        shape = tuple(sample_shape) + tuple(self._scale32.shape)
+        epsilon = _unit_noise(self.distribution, shape, seed, self.dtype)
         return ops.cast(self._scale32, self.dtype) * epsilon
 
     def kl(self, seed):

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_stochastic import _compat
 from keras_stochastic import _validation
+from keras_stochastic import estimators
 from keras_stochastic import posteriors
 from keras_stochastic.layers.base_stochastic import GaussianKernelMixin
 from keras_stochastic.layers.base_stochastic import StochasticLayer
@@ -27,6 +28,9 @@ class BaseStochasticConv(StochasticLayer):
     """
 
     rank = None
+    # Estimators a subclass may take as an argument (not the per-example
+    # one: a convolution takes one kernel for the whole batch).
+    allowed_estimators = estimators.CONV_ESTIMATORS
 
     def __init__(
         self,

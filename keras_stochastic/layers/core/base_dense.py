@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_stochastic import _validation
+from keras_stochastic import estimators
 from keras_stochastic import posteriors
 from keras_stochastic.layers.base_stochastic import GaussianKernelMixin
 from keras_stochastic.layers.base_stochastic import StochasticLayer
@@ -15,6 +16,10 @@ class BaseStochasticDense(StochasticLayer):
     Takes the arguments of `keras.layers.Dense` (same names and defaults) and
     a `posterior` object that owns the kernel's variables.
     """
+
+    # Estimators a subclass may take as an argument (a matmul also applies
+    # a batch of per-example kernels).
+    allowed_estimators = estimators.DENSE_ESTIMATORS
 
     def __init__(
         self,

@@ -79,10 +79,12 @@ class DenseVariance(VarianceKernelMixin, BaseStochasticDense):
         distribution: `"gaussian"` (default, `eps ~ N(0, 1)`), `"bernoulli"`
             (`eps = +-1` with probability 1/2 each) or `"uniform"`
             (`eps ~ U(-1, 1)`): the law of the noise in `w = scale * eps`.
-        estimator: `"local_reparameterization"`, `"flipout"` or
-            `"reparameterization"`; `None` (default) picks
-            `"local_reparameterization"` for Gaussian weights and `"flipout"`
-            for the others. `"local_reparameterization"` is Gaussian-only.
+        estimator: `"local_reparameterization"`, `"flipout"`,
+            `"reparameterization"` or `"per_example"` (a weight sample per
+            example, a slow baseline: `batch x in x units` draws and memory
+            per call); `None` (default) picks `"local_reparameterization"`
+            for Gaussian weights and `"flipout"` for the others.
+            `"local_reparameterization"` is Gaussian-only.
         kl_weight: Non-negative float or `None` (the default, 1.0; no
             warning, the KL being 0), kept so that every
             keras_stochastic layer takes it. The layer adds
@@ -156,7 +158,7 @@ class DenseVariance(VarianceKernelMixin, BaseStochasticDense):
         **kwargs,
     ):
         posterior = posteriors.ZeroMeanPosterior(distribution)
-        estimator = resolve_estimator(distribution, estimator)
+        estimator = resolve_estimator(distribution, estimator, self.allowed_estimators)
         super().__init__(
             units,
             activation=activation,

@@ -82,8 +82,11 @@ class DenseVariationalDropout(VariationalDropoutDense):
             `"ard"` (a zero-mean Gaussian prior with its variance per weight
             optimized, `KL = 0.5 log(1 + 1/alpha)`; Neklyudov et al., 2019).
             `kl_approximation` applies to `"log_uniform"` only.
-        estimator: `"local_reparameterization"` (default), `"flipout"` or
-            `"reparameterization"`; see "Cost and variance" above.
+        estimator: `"local_reparameterization"` (default), `"flipout"`,
+            `"reparameterization"`, or `"per_example"` (a weight sample per
+            example: Kingma et al.'s slow baseline, `batch x in x units`
+            draws and memory per call, for measurements); see "Cost and
+            variance" above.
         threshold: Float in [-8, 8] (default 3.0, i.e. `alpha` about 20, a
             dropout rate of 0.95): `"mean"` inference zeroes weights with
             `log_alpha >= threshold`, as the reference implementations do.

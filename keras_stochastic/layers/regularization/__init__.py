@@ -1,0 +1,1 @@
+"""Noise on a layer's inputs (Keras groups its dropout layers under `layers/regularization`)."""
