@@ -43,11 +43,13 @@ def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):
     Args:
         model: A built model compiled with a `ks.optimizers.GradientNoise`
             optimizer (`scale=0.0` for plain SNIP without gradient noise).
-        x, y: One batch of training data (the paper: one minibatch).
+        x: One batch of training inputs (the paper: one minibatch).
+        y: The batch's targets.
         target_sparsity: Float in [0, 1), the exact fraction pruned.
         loss: The loss to differentiate (a name, function or
             `keras.losses.Loss`); default: the model's compiled loss.
-        include, exclude: Layer names, as in `FlipOutPruning`.
+        include: Layer names, as in `FlipOutPruning`: only these are pruned.
+        exclude: Layer names, as in `FlipOutPruning`: never pruned.
 
     Returns:
         The achieved sparsity (float).
