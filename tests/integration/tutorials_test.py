@@ -22,11 +22,16 @@ TUTORIALS = sorted(
 )
 
 
-# The slowest smoke runs on JAX (about 100 s each on 2 cores, mostly XLA
+# The slowest smoke runs on JAX (40-120 s each on 2 cores, mostly XLA
 # compiles of many small models) run on TensorFlow only: every function they
-# call (ks.metrics, ks.calibration, ks.conversion, the layers) has its own
-# tests on both backends.
-TENSORFLOW_ONLY = {"dataset_shift", "bayesian_finetuning"}
+# call (ks.metrics, ks.calibration, ks.conversion, ks.evolution, the layers)
+# has its own tests on both backends.
+TENSORFLOW_ONLY = {
+    "dataset_shift",
+    "bayesian_finetuning",
+    "sparse_variational_dropout",
+    "evolution_strategies",
+}
 
 
 def _tail(text, lines=40):
