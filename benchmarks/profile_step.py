@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -200,18 +199,7 @@ def summarize(events, steps):
 
 
 def _step_timer():
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter() - self._start)
-
-    return StepTimer()
+    return _common.step_timer()
 
 
 def profile_variant(variant, steps, hidden, batch_size=128, seed=0):

@@ -62,19 +62,6 @@ PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
 BAR = 1.15
 
 
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-        self._start = None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-
 class _NoDraw(ks.optimizers.GradientNoise):
     """GradientNoise with a constant in place of the draw (profiling only)."""
 
@@ -159,7 +146,7 @@ def main(argv=None):
         round_medians = {}
         for name in rng.permutation(variants):
             model, callbacks = models[name]
-            timer = StepTimer()
+            timer = _common.step_timer()
             model.fit(
                 x,
                 y,

@@ -34,7 +34,6 @@ Writes `benchmarks/results/rnn_step_<backend>.json` and `.md`.
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -151,18 +150,6 @@ def build_model(layers):
     return model
 
 
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-
 def run(rounds, steps, batch_size, units, only=None):
     (x, y), _ = common.load_mnist()
     x = x.reshape(-1, 28, 28)
@@ -186,7 +173,7 @@ def run(rounds, steps, batch_size, units, only=None):
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            timer = StepTimer()
+            timer = _common.step_timer()
             models[name].fit(
                 x,
                 y,
