@@ -72,7 +72,11 @@ def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):
             f"Received: loss={loss!r}"
         )
     loss_fn = keras.losses.get(loss)
-    variables = flipout_pruning.prunable_variables(model, include, exclude)
+    flipout_pruning.enable_pruning(
+        model, optimizer, flipout_pruning.prunable_variables(model, include, exclude)
+    )
+    slots = optimizer.pruning_slots()
+    variables = [variable for variable, _, _ in slots]
     gradients = _autodiff.loss_gradient_fn(model, loss_fn, variables)(x, y)
     scores = np.concatenate(
         [
@@ -84,21 +88,8 @@ def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):
     keep = np.ones(scores.size, bool)
     if count:
         keep[np.argpartition(scores, count - 1)[:count]] = False
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    optimizer.enable_pruning(variables)
-    masks = {id(v): mask for v, mask, _ in optimizer.pruning_slots()}
-    start = 0
-    for variable in variables:
-        size = int(np.prod(variable.shape))
-        kept = keep[start : start + size].reshape(variable.shape)
-        start += size
-        masks[id(variable)].assign(kept.astype("float32"))
-        variable.assign(np.where(kept, variable.numpy(), 0).astype(variable.dtype))
+    flipout_pruning.apply_masks(slots, keep)
     optimizer.pruning_events.assign(optimizer.pruning_events + 1)
-    # A train function traced before the masks existed would not apply them.
-    model.make_train_function(force=True)
-    optimizer._pruning_state_is_new = False
     return 1.0 - float(keep.mean())
 
 

@@ -87,6 +87,55 @@ def find_gradient_noise(optimizer):
     return None
 
 
+def _kernel_owners(model, classes):
+    """`{id(kernel): layer}` for the kernels of `model`'s layers that are `classes`."""
+    owners = {}
+    for layer in _compat.flatten_layers(model, include_self=False):
+        if isinstance(layer, classes):
+            for variable in kernels_lib.kernel_variables(layer):
+                owners[id(variable)] = layer
+    return owners
+
+
+def enable_pruning(model, optimizer, variables):
+    """Gives `model`'s `GradientNoise` `optimizer` masks and flip counters for `variables`.
+
+    Shared by `FlipOutPruning` and `ks.pruning.snip`. Under `tf.distribute`
+    the state is created in the model's strategy scope (mirrored), wherever
+    `fit` is called from; a train function traced before the state existed
+    is remade, since it would not apply the masks.
+    """
+    with _distribute.scope(model):
+        if not model.optimizer.built:
+            # The TensorFlow trainer builds the optimizer lazily, in the
+            # first traced step; the masks must exist before that.
+            model.optimizer.build(model.trainable_variables)
+        optimizer.enable_pruning(variables)
+    if optimizer._pruning_state_is_new:
+        model.make_train_function(force=True)
+        optimizer._pruning_state_is_new = False
+
+
+def apply_masks(slots, keep, weights=None, flips=None):
+    """Writes `keep` (flat, over `slots` in order) into the masks.
+
+    Pruned weights and their flip counts become zero. `slots` are
+    `GradientNoise.pruning_slots()`; `weights` and `flips` are their current
+    values as NumPy arrays, read from the variables when not given.
+    """
+    if weights is None:
+        weights = [variable.numpy() for variable, _, _ in slots]
+    if flips is None:
+        flips = [flip.numpy() for _, _, flip in slots]
+    start = 0
+    for (variable, mask, flip), w, f in zip(slots, weights, flips, strict=True):
+        kept = keep[start : start + w.size].reshape(w.shape)
+        start += w.size
+        mask.assign(kept.astype(mask.dtype))
+        variable.assign(np.where(kept, w, 0).astype(w.dtype))
+        flip.assign(np.where(kept, f, 0).astype(f.dtype))
+
+
 @keras.saving.register_keras_serializable(package="keras_stochastic")
 class FlipOutPruning(keras.callbacks.Callback):
     """Prunes weights globally by how often their sign flipped (FlipOut).
@@ -316,19 +365,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         self._owners = self._criterion_owners(variables)
         if self.structure == "units":
             variables = self._unit_variables(variables)
-        # Under `tf.distribute`, `fit` may be called outside `strategy.scope()`;
-        # the optimizer's state must still be created in it (mirrored).
-        with _distribute.scope(self.model):
-            if not self.model.optimizer.built:
-                # The TensorFlow trainer builds the optimizer lazily, in the
-                # first traced step; the masks must exist before that.
-                self.model.optimizer.build(self.model.trainable_variables)
-            optimizer.enable_pruning(variables)
-        if optimizer._pruning_state_is_new:
-            # A train function traced before the masks existed (in an earlier
-            # `fit`) would not apply them.
-            self.model.make_train_function(force=True)
-            optimizer._pruning_state_is_new = False
+        enable_pruning(self.model, optimizer, variables)
         epochs = self.params["epochs"]
         self._num_events = self.num_events()
         if self.prune_every_steps is not None:
@@ -365,15 +402,12 @@ class FlipOutPruning(keras.callbacks.Callback):
         from keras_stochastic.layers.convolutional.base_conv import BaseStochasticConv
         from keras_stochastic.layers.core.base_dense import BaseStochasticDense
 
-        owners, outputs = {}, set()
+        outputs = set()
         if _compat.is_graph_model(self.model):
             outputs = {id(layer) for layer in _compat.output_layers(self.model)}
-        for layer in _compat.flatten_layers(self.model, include_self=False):
-            if isinstance(
-                layer, _UNIT_LAYERS + (BaseStochasticDense, BaseStochasticConv)
-            ):
-                for variable in kernels_lib.kernel_variables(layer):
-                    owners[id(variable)] = layer
+        owners = _kernel_owners(
+            self.model, _UNIT_LAYERS + (BaseStochasticDense, BaseStochasticConv)
+        )
         refused = [v.path for v in variables if id(v) not in owners]
         if refused:
             raise ValueError(
@@ -396,11 +430,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         if self.criterion not in _BAYESIAN_CRITERIA:
             return {}
         classes, kinds = _BAYESIAN_CRITERIA[self.criterion]
-        owners = {}
-        for layer in _compat.flatten_layers(self.model, include_self=False):
-            if isinstance(layer, classes):
-                for variable in kernels_lib.kernel_variables(layer):
-                    owners[id(variable)] = layer
+        owners = _kernel_owners(self.model, classes)
         missing = [v.path for v in variables if id(v) not in owners]
         if missing:
             raise ValueError(
@@ -505,7 +535,6 @@ class FlipOutPruning(keras.callbacks.Callback):
         weights = [variable.numpy() for variable, _, _ in slots]
         masks = [mask.numpy() for _, mask, _ in slots]
         flips = [flip.numpy() for _, _, flip in slots]
-        sizes = [w.size for w in weights]
         alive = np.concatenate([m.ravel() for m in masks]) != 0
         # What is ranked: weights, or units (a kernel's last axis), each
         # weight belonging to group `groups[j]`.
@@ -540,13 +569,7 @@ class FlipOutPruning(keras.callbacks.Callback):
             lowest = np.argpartition(scores[candidates], count - 1)[:count]
             group_alive[candidates[lowest]] = False
             alive &= group_alive[groups]
-        start = 0
-        for (variable, mask, flip), w, f, size in zip(slots, weights, flips, sizes):
-            keep = alive[start : start + size].reshape(w.shape)
-            start += size
-            mask.assign(keep.astype(mask.dtype))
-            variable.assign(np.where(keep, w, 0).astype(w.dtype))
-            flip.assign(np.where(keep, f, 0).astype(f.dtype))
+        apply_masks(slots, alive, weights, flips)
         optimizer.pruning_events.assign(event + 1)
         if self.verbose:
             print(
