@@ -593,7 +593,11 @@ class FlipoutES(keras.Model):
         ]
         variables = [v for group in groups for v in group]
         values = [value for group in state for value in group]
-        logs, values = _stateless(self._generation, variables, values, data)
+        logs, assigned = _stateless(self._generation, variables, values, data)
+        values = [
+            value if new is None else new
+            for value, new in zip(values, assigned, strict=True)
+        ]
         new_state, start = [], 0
         for group in groups:
             new_state.append(values[start : start + len(group)])
@@ -619,9 +623,10 @@ class FlipoutES(keras.Model):
         compiled = jax.jit(functools.partial(_stateless, fn, variables))
 
         def run(*args):
-            outputs, values = compiled([v.value for v in variables], *args)
-            for variable, value in zip(variables, values, strict=True):
-                variable.assign(value)
+            outputs, assigned = compiled([v.value for v in variables], *args)
+            for variable, value in zip(variables, assigned, strict=True):
+                if value is not None:
+                    variable.assign(value)
             return outputs
 
         return run
@@ -726,11 +731,12 @@ def _call_with_draws(forward, draws, inputs):
 
 
 def _stateless(fn, variables, values, *args):
-    """`fn(*args)` with `variables` read from `values`; returns `(outputs, new values)`."""
+    """`fn(*args)` with `variables` read from `values`: `(outputs, assigned values)`.
+
+    The second list holds a variable's new value where `fn` assigned it and
+    None elsewhere, so that a read-only `fn` (the population's forward pass)
+    hands back no copy of the weights.
+    """
     with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
         outputs = fn(*args)
-    new_values = []
-    for variable, value in zip(variables, values, strict=True):
-        new = scope.get_current_value(variable)
-        new_values.append(value if new is None else new)
-    return outputs, new_values
+    return outputs, [scope.get_current_value(variable) for variable in variables]
