@@ -160,9 +160,7 @@ class _Target:
 
 
 def _unsupported_reason(layer):
-    """Why ES cannot perturb `layer`'s kernels, or None if it can (or it has none)."""
-    if not kernels.has_kernels(layer):
-        return None
+    """Why ES cannot perturb the kernels of `layer` (a layer with kernels), or None."""
     if isinstance(layer, StochasticLayer):
         if not isinstance(layer, (BaseStochasticDense, base_conv.BaseStochasticConv)):
             return "a stochastic recurrent layer"
