@@ -16,8 +16,14 @@ outputs' `_keras_history`.
 `is_graph_model` tells the models `keras.models.clone_model` can rebuild
 layer by layer (`Sequential` and `Functional`, the class of functional
 models, which Keras does not export) from subclassed ones.
+`unlocked_state` lets pruning add a mask weight to a built layer, whose
+variable tracker Keras locks after `build` (`Layer._tracker`), and
+`own_variables` lists the variables a layer saves itself
+(`Layer._trainable_variables` and `_non_trainable_variables`).
 `tests/compat_test.py` fails loudly if a Keras release moves any of them.
 """
+
+import contextlib
 
 from keras.src.backend.config import standardize_data_format
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
@@ -60,6 +66,24 @@ def variable_index(optimizer, variable):
     return optimizer._get_variable_index(variable)
 
 
+@contextlib.contextmanager
+def unlocked_state(layer):
+    """Lets a built `layer` create weights (Keras locks its tracker after `build`)."""
+    tracker = layer._tracker
+    locked = tracker.locked
+    tracker.unlock()
+    try:
+        yield
+    finally:
+        if locked:
+            tracker.lock()
+
+
+def own_variables(layer):
+    """The variables `layer.load_own_variables` loads, in its order."""
+    return layer._trainable_variables + layer._non_trainable_variables
+
+
 __all__ = [
     "DropoutRNNCell",
     "compute_conv_output_shape",
@@ -68,6 +92,8 @@ __all__ = [
     "loss_tracker",
     "output_layers",
     "optimizer_variables",
+    "own_variables",
+    "unlocked_state",
     "standardize_data_format",
     "standardize_padding",
     "standardize_tuple",

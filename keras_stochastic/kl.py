@@ -36,7 +36,7 @@ def _normal_kl_from_sums(
     )
 
 
-def normal_kl(mean, stddev, prior_stddev=1.0):
+def normal_kl(mean, stddev, prior_stddev=1.0, mask=None):
     """KL(N(mean, stddev^2) || N(0, prior_stddev^2)), summed over elements.
 
     Per weight the divergence is
@@ -51,6 +51,9 @@ def normal_kl(mean, stddev, prior_stddev=1.0):
         stddev: Tensor of posterior standard deviations (positive), same shape.
         prior_stddev: Positive float, standard deviation of the zero-mean
             normal prior.
+        mask: Optional tensor of zeros and ones, same shape: only the
+            elements where it is one are summed (pruned weights are not
+            charged).
 
     Returns:
         A float32 scalar tensor.
@@ -63,11 +66,20 @@ def normal_kl(mean, stddev, prior_stddev=1.0):
     _validation.positive("prior_stddev", prior_stddev)
     mean = ops.cast(mean, "float32")
     stddev = ops.cast(stddev, "float32")
+    if mask is None:
+        return _normal_kl_from_sums(
+            math.prod(mean.shape),
+            ops.sum(ops.log(stddev)),
+            ops.sum(ops.square(stddev)),
+            ops.sum(ops.square(mean)),
+            prior_stddev,
+        )
+    mask = ops.cast(mask, "float32")
     return _normal_kl_from_sums(
-        math.prod(mean.shape),
-        ops.sum(ops.log(stddev)),
-        ops.sum(ops.square(stddev)),
-        ops.sum(ops.square(mean)),
+        ops.sum(mask),
+        ops.sum(mask * ops.log(stddev)),
+        ops.sum(mask * ops.square(stddev)),
+        ops.sum(mask * ops.square(mean)),
         prior_stddev,
     )
 

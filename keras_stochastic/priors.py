@@ -62,10 +62,12 @@ class Prior:
 class GaussianPrior(Prior):
     """Base class of priors of the mean-field Gaussian posterior `N(mean, stddev^2)`.
 
-    Subclasses implement `kl(mean, stddev, seed, epsilon=None)`: `epsilon`,
-    when given, is the standard-normal draw of the forward pass's weight
-    sample `w = mean + stddev * epsilon`, which a Monte Carlo KL reuses
-    instead of drawing its own.
+    Subclasses implement `kl(mean, stddev, seed, epsilon=None, mask=None)`:
+    `epsilon`, when given, is the standard-normal draw of the forward pass's
+    weight sample `w = mean + stddev * epsilon`, which a Monte Carlo KL
+    reuses instead of drawing its own; `mask`, when given (zeros and ones of
+    the kernel's shape, from pruning), restricts the sum to the weights where
+    it is one. `stddev` is unmasked.
 
     `centered` (a class attribute, default False): whether the prior sits at
     a per-weight centre `c` instead of at zero. The posterior then creates a
@@ -76,7 +78,7 @@ class GaussianPrior(Prior):
 
     centered = False
 
-    def kl(self, mean, stddev, seed, epsilon=None):
+    def kl(self, mean, stddev, seed, epsilon=None, mask=None):
         raise NotImplementedError
 
     def fused_kl(self, mean, rho, square):
@@ -99,8 +101,8 @@ class Normal(GaussianPrior):
     def __init__(self, stddev=1.0):
         self.stddev = _validation.positive("stddev", stddev)
 
-    def kl(self, mean, stddev, seed=None, epsilon=None):
-        return kl_lib.normal_kl(mean, stddev, self.stddev)
+    def kl(self, mean, stddev, seed=None, epsilon=None, mask=None):
+        return kl_lib.normal_kl(mean, stddev, self.stddev, mask=mask)
 
     def fused_kl(self, mean, rho, square):
         return kl_lib.normal_kl_fused(mean, rho, self.stddev, square)
@@ -187,7 +189,7 @@ class ScaleMixtureNormal(GaussianPrior):
         ) - half_square / self.stddev2**2
         return ops.logaddexp(first, second)
 
-    def kl(self, mean, stddev, seed, epsilon=None):
+    def kl(self, mean, stddev, seed, epsilon=None, mask=None):
         mean = ops.cast(mean, "float32")
         stddev = ops.cast(stddev, "float32")
         if epsilon is None:
@@ -195,6 +197,15 @@ class ScaleMixtureNormal(GaussianPrior):
         else:
             noise = ops.cast(epsilon, "float32")
         weights = mean + stddev * noise
+        if mask is not None:
+            # log q(w) - log p(w), per kept weight.
+            per_weight = (
+                -ops.log(stddev)
+                - 0.5 * ops.square(noise)
+                - 0.5 * _LOG_2PI
+                - self.log_prob(weights)
+            )
+            return _masked_sum(per_weight, mask)
         log_q = -ops.sum(ops.log(stddev)) - 0.5 * ops.sum(ops.square(noise))
         log_q = log_q - 0.5 * _LOG_2PI * math.prod(mean.shape)
         return log_q - ops.sum(self.log_prob(weights))
@@ -207,16 +218,18 @@ class ScaleMixtureNormal(GaussianPrior):
 class DropoutPrior(Prior):
     """Base class of priors of the Gaussian-dropout posterior `N(theta, alpha theta^2)`.
 
-    Subclasses implement `kl(log_alpha, theta, seed)`, summed over the
-    weights: `log_alpha` (float32, clipped to `[LOG_ALPHA_MIN,
+    Subclasses implement `kl(log_alpha, theta, seed, mask=None)`, summed
+    over the weights: `log_alpha` (float32, clipped to `[LOG_ALPHA_MIN,
     log_alpha_max]` by the layer) broadcasts against `theta`; a `log_alpha`
-    shared by a unit or a layer counts once per weight it covers.
+    shared by a unit or a layer counts once per weight it covers, and with a
+    `mask` (zeros and ones of `theta`'s shape, from pruning) once per weight
+    where the mask is one.
     """
 
     # The upper clip of log alpha the prior's KL is valid up to.
     log_alpha_max = kl_lib.LOG_ALPHA_MAX
 
-    def kl(self, log_alpha, theta, seed):
+    def kl(self, log_alpha, theta, seed, mask=None):
         raise NotImplementedError
 
     def fused_kl(self, theta, log_sigma2):
@@ -227,6 +240,17 @@ class DropoutPrior(Prior):
 def _once_per_weight(total, log_alpha, theta):
     """`total`, a sum over `log_alpha`, counted once per weight of `theta` it covers."""
     return (math.prod(theta.shape) // math.prod(log_alpha.shape)) * total
+
+
+def _masked_sum(per_weight, mask):
+    """`sum(per_weight)`, or its sum over the weights where `mask` is one.
+
+    `per_weight` broadcasts against `mask`, so a value shared by a unit or
+    a layer counts once per kept weight.
+    """
+    if mask is None:
+        return ops.sum(per_weight)
+    return ops.sum(per_weight * ops.cast(mask, "float32"))
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -251,12 +275,18 @@ class LogUniform(DropoutPrior):
         )
         self.log_alpha_max = 0.0 if approximation == "kingma" else kl_lib.LOG_ALPHA_MAX
 
-    def kl(self, log_alpha, theta, seed):
+    def kl(self, log_alpha, theta, seed, mask=None):
         if self.approximation == "monte_carlo":
             # One draw per weight, also for a shared log alpha.
             log_alpha = ops.broadcast_to(log_alpha, theta.shape)
-            return ops.sum(
-                kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed)
+            return _masked_sum(
+                kl_lib.log_uniform_kl_elementwise(log_alpha, "monte_carlo", seed),
+                mask,
+            )
+        if mask is not None:
+            return _masked_sum(
+                kl_lib.log_uniform_kl_elementwise(log_alpha, self.approximation),
+                mask,
             )
         if self.approximation == "molchanov":
             total = kl_lib.molchanov_kl_sum(-log_alpha)
@@ -292,7 +322,7 @@ class StudentT(DropoutPrior):
     def __init__(self, df=1e-16):
         self.df = _validation.positive("df", df)
 
-    def kl(self, log_alpha, theta, seed):
+    def kl(self, log_alpha, theta, seed, mask=None):
         log_variance = log_alpha + ops.log(
             ops.square(theta) + kl_lib.THETA_SQUARED_EPSILON
         )
@@ -303,7 +333,7 @@ class StudentT(DropoutPrior):
             - 0.5 * log_variance
             + (0.5 * (self.df + 1.0)) * ops.log(ops.square(weights) + self.df)
         )
-        return ops.sum(per_weight)
+        return _masked_sum(per_weight, mask)
 
     def get_config(self):
         return {"df": self.df}
@@ -318,7 +348,9 @@ class ARD(DropoutPrior):
     (Kharitonov et al., 2018).
     """
 
-    def kl(self, log_alpha, theta, seed=None):
+    def kl(self, log_alpha, theta, seed=None, mask=None):
+        if mask is not None:
+            return _masked_sum(0.5 * kl_lib.softplus(-log_alpha), mask)
         total = 0.5 * ops.sum(kl_lib.softplus(-log_alpha))
         return _once_per_weight(total, log_alpha, theta)
 

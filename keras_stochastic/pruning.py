@@ -33,6 +33,7 @@ import numpy as np
 from keras_stochastic import _autodiff
 from keras_stochastic import _compat
 from keras_stochastic import _validation
+from keras_stochastic.layers.base_stochastic import StochasticLayer
 
 __all__ = ["snip", "strip"]
 
@@ -88,7 +89,7 @@ def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):
     keep = np.ones(scores.size, bool)
     if count:
         keep[np.argpartition(scores, count - 1)[:count]] = False
-    flipout_pruning.apply_masks(slots, keep)
+    flipout_pruning.apply_masks(model, slots, keep)
     optimizer.pruning_events.assign(optimizer.pruning_events + 1)
     return 1.0 - float(keep.mean())
 
@@ -143,6 +144,14 @@ def strip(model, remove_units=True):
             f"`strip` needs a built model. Received: model={model.name!r} (not built)"
         )
     copy = keras.models.clone_model(model)
+    for source, target in zip(
+        _compat.flatten_layers(model), _compat.flatten_layers(copy), strict=True
+    ):
+        if isinstance(source, StochasticLayer) and any(
+            p.mask is not None for p in source._maskable_posteriors()
+        ):
+            # Pruned stochastic kernels keep their masks: no noise there.
+            target._add_pruning_masks()
     copy.set_weights(model.get_weights())
     if not (remove_units and isinstance(model, keras.Sequential)):
         return copy

@@ -100,3 +100,15 @@ def test_is_graph_model():
     assert _compat.is_graph_model(sequential)
     assert not _compat.is_graph_model(Subclassed())
     assert not _compat.is_graph_model(keras.layers.Dense(2))
+
+
+def test_unlocked_state_lets_a_built_layer_add_a_weight():
+    import keras
+
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    with _compat.unlocked_state(layer):
+        extra = layer.add_weight(name="extra", shape=(), trainable=False)
+    assert layer._tracker.locked
+    assert _compat.own_variables(layer)[-1] is extra
+    assert len(_compat.own_variables(layer)) == 3

@@ -10,6 +10,7 @@ from keras_stochastic import _distribute
 from keras_stochastic import _validation
 from keras_stochastic import kernels as kernels_lib
 from keras_stochastic.layers.base_stochastic import GaussianKernelMixin
+from keras_stochastic.layers.base_stochastic import StochasticLayer
 from keras_stochastic.layers.base_variational_dropout import VariationalDropoutMixin
 from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
@@ -102,8 +103,11 @@ def enable_pruning(model, optimizer, variables):
 
     Shared by `FlipOutPruning` and `ks.pruning.snip`. Under `tf.distribute`
     the state is created in the model's strategy scope (mirrored), wherever
-    `fit` is called from; a train function traced before the state existed
-    is remade, since it would not apply the masks.
+    `fit` is called from. The stochastic layers that own pruned kernels get
+    their posteriors' masks (so pruned weights carry no noise and no KL;
+    they copy the optimizer's masks when created), and the optimizer keeps
+    those posteriors' noise parameters fixed where pruned. Functions traced
+    before this state existed are remade, since they would not apply it.
     """
     with _distribute.scope(model):
         if not model.optimizer.built:
@@ -111,22 +115,64 @@ def enable_pruning(model, optimizer, variables):
             # first traced step; the masks must exist before that.
             model.optimizer.build(model.trainable_variables)
         optimizer.enable_pruning(variables)
-    if optimizer._pruning_state_is_new:
+        new_layer_masks, frozen = _enable_posterior_masks(model, optimizer)
+    changed = optimizer.freeze_where_pruned(frozen)
+    if optimizer._pruning_state_is_new or new_layer_masks or changed:
         model.make_train_function(force=True)
         optimizer._pruning_state_is_new = False
+    if new_layer_masks:
+        model.make_test_function(force=True)
+        model.make_predict_function(force=True)
 
 
-def apply_masks(slots, keep, weights=None, flips=None):
+def _enable_posterior_masks(model, optimizer):
+    """Masks for the posteriors of pruned stochastic kernels.
+
+    Returns:
+        `(created, pairs)`: whether any mask was new, and the `(kernel,
+        noise parameter)` pairs the optimizer keeps fixed where pruned.
+    """
+    pruned = {id(variable): mask for variable, mask, _ in optimizer.pruning_slots()}
+    created = False
+    pairs = []
+    for layer, kernel, mask, parameters in _posterior_masks(model):
+        if id(kernel) not in pruned:
+            continue
+        if mask is None:
+            mask = layer._add_pruning_masks()[id(kernel)][0]
+            # A copy: JAX must not see one buffer in two variables.
+            mask.assign(np.asarray(pruned[id(kernel)].numpy(), mask.dtype))
+            created = True
+        pairs.extend((kernel, p) for p in parameters if p.trainable)
+    return created, pairs
+
+
+def _posterior_masks(model):
+    """`(layer, kernel, mask or None, noise parameters)` of maskable posteriors."""
+    for layer in _compat.flatten_layers(model, include_self=False):
+        if isinstance(layer, StochasticLayer):
+            for posterior in layer._maskable_posteriors():
+                yield layer, posterior.mean, posterior.mask, posterior.noise_parameters()
+
+
+def apply_masks(model, slots, keep, weights=None, flips=None):
     """Writes `keep` (flat, over `slots` in order) into the masks.
 
-    Pruned weights and their flip counts become zero. `slots` are
-    `GradientNoise.pruning_slots()`; `weights` and `flips` are their current
-    values as NumPy arrays, read from the variables when not given.
+    Pruned weights and their flip counts become zero, and the masks of the
+    posteriors of pruned stochastic kernels follow the optimizer's (the only
+    place masks are written). `slots` are `GradientNoise.pruning_slots()`;
+    `weights` and `flips` are their current values as NumPy arrays, read
+    from the variables when not given.
     """
     if weights is None:
         weights = [variable.numpy() for variable, _, _ in slots]
     if flips is None:
         flips = [flip.numpy() for _, _, flip in slots]
+    posterior_masks = {
+        id(kernel): mask
+        for _, kernel, mask, _ in _posterior_masks(model)
+        if mask is not None
+    }
     start = 0
     for (variable, mask, flip), w, f in zip(slots, weights, flips, strict=True):
         kept = keep[start : start + w.size].reshape(w.shape)
@@ -134,6 +180,8 @@ def apply_masks(slots, keep, weights=None, flips=None):
         mask.assign(kept.astype(mask.dtype))
         variable.assign(np.where(kept, w, 0).astype(w.dtype))
         flip.assign(np.where(kept, f, 0).astype(f.dtype))
+        if id(variable) in posterior_masks:
+            posterior_masks[id(variable)].assign(kept.astype("float32"))
 
 
 @keras.saving.register_keras_serializable(package="keras_stochastic")
@@ -186,6 +234,12 @@ class FlipOutPruning(keras.callbacks.Callback):
     is caught up when the next epoch begins.
 
     The fraction of pruned weights is added to `logs` as `"sparsity"`.
+
+    Pruned weights of keras_stochastic layers are exactly zero in every
+    sample: their layers get a `kernel_mask` weight (a copy of the
+    optimizer's mask, saved with the layer) that removes their noise and
+    their KL term, and the optimizer keeps their noise parameters fixed
+    (see `keras_stochastic.posteriors.masks`).
 
     Cost: per train step, two mask multiplications and the sign comparison
     for each pruned variable (a few elementwise passes); per event, a numpy
@@ -569,7 +623,7 @@ class FlipOutPruning(keras.callbacks.Callback):
             lowest = np.argpartition(scores[candidates], count - 1)[:count]
             group_alive[candidates[lowest]] = False
             alive &= group_alive[groups]
-        apply_masks(slots, alive, weights, flips)
+        apply_masks(self.model, slots, alive, weights, flips)
         optimizer.pruning_events.assign(event + 1)
         if self.verbose:
             print(

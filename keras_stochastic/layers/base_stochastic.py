@@ -28,6 +28,7 @@ import warnings
 import keras
 from keras import ops
 
+from keras_stochastic import _compat
 from keras_stochastic import _validation
 from keras_stochastic import estimators as estimators_lib
 from keras_stochastic import rng
@@ -230,6 +231,35 @@ class StochasticLayer(keras.layers.Layer):
         """The kernel variables a pruning callback may mask (never biases)."""
         mean = getattr(self.posterior, "mean", None)
         return [mean] if mean is not None else []
+
+    def _posteriors(self):
+        """The kernel posteriors of the layer."""
+        posterior = getattr(self, "posterior", None)
+        return [] if posterior is None else [posterior]
+
+    def _maskable_posteriors(self):
+        """The kernel posteriors whose noise pruning must mask (`add_mask`)."""
+        return [p for p in self._posteriors() if hasattr(p, "add_mask")]
+
+    def _add_pruning_masks(self):
+        """Gives the maskable kernel posteriors their masks (once).
+
+        Returns:
+            `{id(kernel mean): (mask, noise parameters)}` for those posteriors.
+        """
+        return {
+            id(posterior.mean): (posterior.add_mask(self), posterior.noise_parameters())
+            for posterior in self._maskable_posteriors()
+        }
+
+    def load_own_variables(self, store):
+        # A layer saved while pruned has its posteriors' masks after its
+        # other weights: create them, then load.
+        missing = [p for p in self._maskable_posteriors() if p.mask is None]
+        own = len(_compat.own_variables(self))
+        if missing and len(store.keys()) == own + len(missing):
+            self._add_pruning_masks()
+        super().load_own_variables(store)
 
     def kl_divergence(self):
         """KL(q || p) of the layer's weights, float32, without the kl_weight."""

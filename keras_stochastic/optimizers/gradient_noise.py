@@ -46,7 +46,10 @@ class GradientNoise(keras.optimizers.Optimizer):
     - re-applies the masks to the weights after the inner optimizer's update,
       so pruned weights stay exactly zero under momentum or Adam,
     - counts, per weight, the steps on which `sign(theta)` changed (with
-      `sign(0) = 0`).
+      `sign(0) = 0`),
+    - for pruned kernels of keras_stochastic layers, masks the gradients and
+      noise of their noise parameters (e.g. `kernel_rho`) and restores
+      their pruned entries after the update (`freeze_where_pruned`).
 
     The masks and flip counters are variables of this wrapper (listed before
     the inner optimizer's in `variables`), so `model.save`, checkpoints and
@@ -136,6 +139,8 @@ class GradientNoise(keras.optimizers.Optimizer):
         self._masks = None
         self._flips = None
         self.pruning_events = None
+        # {index of a noise parameter: the mask of its pruned kernel}.
+        self._frozen = {}
         # Set when pruning state is created; train functions traced before
         # that do not apply it (FlipOutPruning then re-makes them).
         self._pruning_state_is_new = False
@@ -182,6 +187,12 @@ class GradientNoise(keras.optimizers.Optimizer):
             variables = list(trainable_variables)
         masks = self._slots(self._masks, variables)
         flips = self._slots(self._flips, variables)
+        frozen = [self._frozen.get(_compat.variable_index(self, v)) for v in variables]
+        if not self._frozen:
+            frozen = [None] * len(variables)
+        # What masks each gradient and its noise: a pruned kernel's own mask,
+        # or for its noise parameters the kernel's.
+        gates = [m if m is not None else f for m, f in zip(masks, frozen)]
 
         noisy = [
             grad is not None and not self._overwrite_variable_with_gradient(variable)
@@ -189,7 +200,7 @@ class GradientNoise(keras.optimizers.Optimizer):
         ]
         grads = [
             grad * ops.cast(mask, grad.dtype) if use and mask is not None else grad
-            for grad, mask, use in zip(grads, masks, noisy)
+            for grad, mask, use in zip(grads, gates, noisy)
         ]
         targets = grads
         replicas = _distribute.num_replicas()
@@ -203,13 +214,19 @@ class GradientNoise(keras.optimizers.Optimizer):
             targets = [next(summed) if use else g for g, use in zip(grads, noisy)]
         noisy_grads = []
         for grad, target, variable, mask, use in zip(
-            grads, targets, variables, masks, noisy
+            grads, targets, variables, gates, noisy
         ):
             if use and self.scale > 0.0:
                 grad = grad + self._noise(target, variable, mask, replicas)
             noisy_grads.append(grad)
 
         signs = [None if m is None else ops.sign(v) for v, m in zip(variables, masks)]
+        # The frozen entries' values, as a computed tensor: a plain read can
+        # share the variable's buffer and see the update (TensorFlow).
+        before = [
+            None if f is None else v * (1.0 - ops.cast(f, v.dtype))
+            for v, f in zip(variables, frozen)
+        ]
         self.inner_optimizer.apply(noisy_grads, trainable_variables)
         for variable, mask, flip, sign in zip(variables, masks, flips, signs):
             if mask is not None:
@@ -217,6 +234,10 @@ class GradientNoise(keras.optimizers.Optimizer):
                 variable.assign(masked)
                 flipped = ops.not_equal(ops.sign(masked), sign)
                 flip.assign_add(ops.cast(flipped, flip.dtype))
+        for variable, mask, old in zip(variables, frozen, before):
+            if mask is not None:
+                # Momentum and weight decay would still move them.
+                variable.assign(variable * ops.cast(mask, variable.dtype) + old)
 
     def _noise(self, grad, variable, mask, replicas=1):
         """Noise for `grad` (the global gradient under `tf.distribute`).
@@ -318,6 +339,40 @@ class GradientNoise(keras.optimizers.Optimizer):
             return False
         self._create_pruning_state(indices)
         return True
+
+    def freeze_where_pruned(self, pairs):
+        """Keeps noise parameters fixed where their kernel is pruned.
+
+        Called by `FlipOutPruning` and `ks.pruning.snip` for the stochastic
+        layers they prune (Python state, derived from the model again at
+        each `fit`). For each `(kernel, parameter)` pair, the gradient and
+        noise of `parameter` are masked by the kernel's mask and, after the
+        inner optimizer's update, its pruned entries are restored, so they do
+        not move under momentum or weight decay either.
+
+        Args:
+            pairs: `(kernel, parameter)` variables, `kernel` pruned by this
+                optimizer and `parameter` of the same shape.
+
+        Returns:
+            Whether the set changed (a traced train step must be remade).
+        """
+        self._check_variables_are_known([p for pair in pairs for p in pair])
+        masks = self._slots(self._masks, [kernel for kernel, _ in pairs])
+        frozen = {}
+        for (kernel, parameter), mask in zip(pairs, masks, strict=True):
+            if mask is None or tuple(parameter.shape) != tuple(kernel.shape):
+                raise ValueError(
+                    f"`freeze_where_pruned` needs pruned kernels and parameters "
+                    f"of their shape. Received: kernel={kernel.path}, "
+                    f"parameter={parameter.path}"
+                )
+            frozen[_compat.variable_index(self, parameter)] = mask
+        changed = {k: id(v) for k, v in frozen.items()} != {
+            k: id(v) for k, v in self._frozen.items()
+        }
+        self._frozen = frozen
+        return changed
 
     def _create_pruning_state(self, indices):
         index_variable = self.add_variable(

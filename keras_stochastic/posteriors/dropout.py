@@ -10,6 +10,7 @@ from keras_stochastic import _validation
 from keras_stochastic import kl as kl_lib
 from keras_stochastic import priors as priors_lib
 from keras_stochastic import rng
+from keras_stochastic.posteriors import masks
 
 PARAMETERIZATIONS = ("additive", "weight", "neuron", "layer")
 # Defaults of the initial log sigma^2 (additive; Molchanov et al.) and log
@@ -60,11 +61,15 @@ class VariationalDropoutWeights:
         self.mean = ops.cast(self._theta, dtype)
         self._log_alpha = None
         self._fused = _NOT_COMPUTED
+        # Pruning's mask: pruned weights get no noise and no KL.
+        self._mask = None
+        if posterior.mask is not None:
+            self._mask = ops.cast(posterior.mask, "float32")
 
     def _fused_stats(self):
         """`(sigma^2, KL)` from the prior's fused op, or None where it has none."""
         posterior = self._posterior
-        if posterior.parameterization != "additive":
+        if posterior.parameterization != "additive" or self._mask is not None:
             return None
         if self._fused is _NOT_COMPUTED:
             # `cast` reads the variables: TensorFlow's custom gradient must
@@ -101,13 +106,19 @@ class VariationalDropoutWeights:
         if fused is not None:
             return fused[0]
         if self._log_sigma2_is_variance():
-            return ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
+            variance = ops.exp(ops.convert_to_tensor(self._posterior.log_variance))
+            if self._mask is not None:
+                variance = variance * self._mask
+            return variance
         return ops.exp(self.log_alpha) * ops.square(self._theta)
 
     def noise(self, seed, sample_shape=()):
         if self._log_sigma2_is_variance():
             stddev = ops.exp(0.5 * ops.convert_to_tensor(self._posterior.log_variance))
+            if self._mask is not None:
+                stddev = stddev * self._mask
         else:
+            # Zero where theta is: a pruned weight needs no mask here.
             stddev = ops.exp(0.5 * self.log_alpha) * ops.abs(self._theta)
         shape = tuple(sample_shape) + tuple(self._theta.shape)
         epsilon = rng.normal(shape, seed, self.dtype)
@@ -117,6 +128,10 @@ class VariationalDropoutWeights:
         fused = self._fused_stats()
         if fused is not None:
             return fused[1]
+        if self._mask is not None:
+            return self._posterior.prior.kl(
+                self.log_alpha, self._theta, seed, mask=self._mask
+            )
         return self._posterior.prior.kl(self.log_alpha, self._theta, seed)
 
 
@@ -143,6 +158,11 @@ class VariationalDropoutPosterior:
     `"kingma"`) samples with variance `sigma^2 = exp(log sigma^2)` directly.
     Clipping stops the gradient of `log alpha` outside the range, as in the
     reference implementations.
+
+    Pruning adds `<prefix>_mask` (`add_mask`): masked weights are left out
+    of the KL, and with the `"additive"` parameterization, whose noise does
+    not vanish with theta, their noise is masked too (the other
+    parameterizations' noise is proportional to theta, zero once pruned).
     """
 
     default_inference = "mean"
@@ -165,6 +185,7 @@ class VariationalDropoutPosterior:
         self._prior_identifier = prior if isinstance(prior, str) else None
         self.threshold = validate_threshold(threshold)
         self.prefix = prefix
+        self.mask = None
         self._log_variance_identifier = log_variance_initializer
         if log_variance_initializer is None:
             log_variance_initializer = (
@@ -220,6 +241,19 @@ class VariationalDropoutPosterior:
         else:
             log_alpha = ops.convert_to_tensor(self.log_variance)
         return ops.clip(log_alpha, kl_lib.LOG_ALPHA_MIN, self.log_alpha_max)
+
+    def add_mask(self, layer):
+        """Creates `<prefix>_mask` (ones) on the built `layer` (once); returns it."""
+        if self.mask is None:
+            masks.check_prior_takes_mask(self.prior)
+            self.mask = masks.add_pruning_mask(layer, self.mean, self.prefix)
+        return self.mask
+
+    def noise_parameters(self):
+        """The variables of the noise, elementwise with theta (pruning freezes them)."""
+        if tuple(self.log_variance.shape) == tuple(self.mean.shape):
+            return [self.log_variance]
+        return []  # a log alpha shared by a unit or the layer stays trainable
 
     def __call__(self, dtype):
         return VariationalDropoutWeights(self, dtype)

@@ -10,6 +10,7 @@ from keras_stochastic import priors as priors_lib
 from keras_stochastic import rng
 from keras_stochastic.kl import STDDEV_FLOOR
 from keras_stochastic.kl import softplus
+from keras_stochastic.posteriors import masks
 
 
 def get_stddev_initializer(identifier, name="kernel_stddev_initializer"):
@@ -67,11 +68,13 @@ class GaussianWeights:
     weight sample.
     """
 
-    def __init__(self, mean, rho, prior, dtype, center=None):
+    def __init__(self, mean, rho, prior, dtype, center=None, mask=None):
         # `cast` reads the variables (a no-op conversion otherwise): the fused
         # gradient must see tensors, not variables.
         self._mean32 = ops.cast(mean, "float32")
         self._rho = ops.cast(rho, "float32")
+        # Pruning's mask: pruned weights get no noise and no KL.
+        self._mask = None if mask is None else ops.cast(mask, "float32")
         # What the prior scores: the mean relative to a centred prior's centre.
         self._kl_mean32 = self._mean32
         if center is not None:
@@ -84,12 +87,21 @@ class GaussianWeights:
 
     def _stddev_or_variance(self, square):
         if square not in self._stats:
-            stats = self.prior.fused_kl(self._kl_mean32, self._rho, square)
+            stats = None
+            if self._mask is None:
+                stats = self.prior.fused_kl(self._kl_mean32, self._rho, square)
             if stats is None:
-                stddev = softplus(self._rho) + STDDEV_FLOOR
+                stddev = self._unmasked_stddev()
+                if self._mask is not None:
+                    stddev = stddev * self._mask
                 stats = (ops.square(stddev) if square else stddev, None)
             self._stats[square] = stats
         return self._stats[square][0]
+
+    def _unmasked_stddev(self):
+        if "unmasked" not in self._stats:
+            self._stats["unmasked"] = softplus(self._rho) + STDDEV_FLOOR
+        return self._stats["unmasked"]
 
     @property
     def inference_kernel(self):
@@ -113,7 +125,16 @@ class GaussianWeights:
         return ops.cast(self.stddev, self.dtype) * epsilon
 
     def kl(self, seed):
-        for _, kl in self._stats.values():
+        if self._mask is not None:
+            return self.prior.kl(
+                self._kl_mean32,
+                self._unmasked_stddev(),
+                seed,
+                epsilon=self._epsilon,
+                mask=self._mask,
+            )
+        for key in (False, True):
+            kl = self._stats.get(key, (None, None))[1]
             if kl is not None:
                 # Reuse the fused computation the estimator already made.
                 return kl
@@ -131,7 +152,10 @@ class GaussianPosterior:
     the layer's kernel initializer, regularized and constrained like a Keras
     kernel) and `<prefix>_rho`; with a centred prior (`prior.centered`, e.g.
     `ks.priors.CenteredNormal`) also `<prefix>_prior_mean`, the prior's
-    centre (non-trainable, initialized to the initial mean).
+    centre (non-trainable, initialized to the initial mean). Pruning adds
+    `<prefix>_mask` (`add_mask`): weights where it is zero have standard
+    deviation zero, so they are exactly zero in every sample, and are left
+    out of the KL.
     """
 
     default_inference = "mean"
@@ -143,6 +167,7 @@ class GaussianPosterior:
         )
         self.prior = priors_lib.get(prior)
         self.prior_mean = None
+        self.mask = None
 
     def build(self, layer, shape, initializer, regularizer=None, constraint=None):
         self.mean = layer.add_weight(
@@ -173,11 +198,30 @@ class GaussianPosterior:
             )
 
     def stddev(self):
-        return softplus(self.rho) + STDDEV_FLOOR
+        stddev = softplus(self.rho) + STDDEV_FLOOR
+        if self.mask is not None:
+            stddev = stddev * self.mask
+        return stddev
+
+    def add_mask(self, layer):
+        """Creates `<prefix>_mask` (ones) on the built `layer` (once); returns it."""
+        if self.mask is None:
+            masks.check_prior_takes_mask(self.prior)
+            self.mask = masks.add_pruning_mask(layer, self.mean, self.prefix)
+        return self.mask
+
+    def noise_parameters(self):
+        """The variables of the noise, elementwise with the mean (pruning freezes them)."""
+        return [self.rho]
 
     def __call__(self, dtype):
         return GaussianWeights(
-            self.mean, self.rho, self.prior, dtype, center=self.prior_mean
+            self.mean,
+            self.rho,
+            self.prior,
+            dtype,
+            center=self.prior_mean,
+            mask=self.mask,
         )
 
     def get_config(self):
