@@ -1,4 +1,7 @@
-"""Pruning tools around `ks.callbacks.FlipOutPruning`: `snip`, `strip`.
+"""Pruning tools around `ks.callbacks.FlipOutPruning`: schedules, `snip`, `strip`.
+
+`ConstantSparsity` and `PolynomialDecay` are step schedules in the manner of
+tfmot's, for `FlipOutPruning(schedule=...)`.
 
 `snip(model, x, y, target_sparsity)` prunes at initialization by connection
 sensitivity (SNIP, Lee et al., 2019): the weights with the smallest
@@ -35,7 +38,165 @@ from keras_stochastic import _compat
 from keras_stochastic import _validation
 from keras_stochastic.layers.base_stochastic import StochasticLayer
 
-__all__ = ["snip", "strip"]
+__all__ = ["ConstantSparsity", "PolynomialDecay", "PruningSchedule", "snip", "strip"]
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class PruningSchedule:
+    """Base class of step schedules for `FlipOutPruning(schedule=...)`.
+
+    A schedule maps the optimizer step to `(prune, sparsity)`: whether to
+    prune after that step, and the sparsity to prune to. Sparsity only grows:
+    an event prunes the weights still needed to reach `sparsity`.
+    Subclasses implement `sparsity_at(step)` and `get_config()`.
+
+    Args:
+        begin_step: Non-negative integer, the first step that prunes.
+        end_step: Integer, the last step that prunes (-1: no end).
+        frequency: Positive integer, steps between events.
+    """
+
+    def __init__(self, begin_step=0, end_step=-1, frequency=100):
+        self.begin_step = _validation.integer("begin_step", begin_step, minimum=0)
+        self.end_step = _validation.integer("end_step", end_step, minimum=-1)
+        if self.end_step != -1 and self.end_step < self.begin_step:
+            raise ValueError(
+                "Argument `end_step` must be -1 (no end) or at least `begin_step`. "
+                f"Received: begin_step={begin_step}, end_step={end_step}"
+            )
+        self.frequency = _validation.positive_integer("frequency", frequency)
+
+    def __call__(self, step):
+        """`(prune, sparsity)` after optimizer step `step` (an int)."""
+        due = (
+            step >= self.begin_step
+            and (self.end_step == -1 or step <= self.end_step)
+            and (step - self.begin_step) % self.frequency == 0
+        )
+        return due, self.sparsity_at(step)
+
+    def sparsity_at(self, step):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "frequency": self.frequency,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class ConstantSparsity(PruningSchedule):
+    """Prunes to `target_sparsity` every `frequency` steps from `begin_step`.
+
+    As `tfmot.sparsity.keras.ConstantSparsity`: the first event prunes to
+    the target at once; later events re-rank nothing already pruned and only
+    matter after a restore.
+
+    Args:
+        target_sparsity: Float in [0, 1), the fraction of prunable weights
+            pruned.
+        begin_step: Non-negative integer (default 0), the first event's step.
+        end_step: Integer (default -1: no end), the last step with an event.
+        frequency: Positive integer (default 100), steps between events.
+    """
+
+    def __init__(self, target_sparsity, begin_step=0, end_step=-1, frequency=100):
+        super().__init__(begin_step, end_step, frequency)
+        self.target_sparsity = _validation.fraction("target_sparsity", target_sparsity)
+
+    def sparsity_at(self, step):
+        return self.target_sparsity
+
+    def get_config(self):
+        return {"target_sparsity": self.target_sparsity, **super().get_config()}
+
+
+@keras.saving.register_keras_serializable(package="keras_stochastic")
+class PolynomialDecay(PruningSchedule):
+    """Sparsity rising from `initial_sparsity` to `final_sparsity` polynomially.
+
+    As `tfmot.sparsity.keras.PolynomialDecay` (Zhu & Gupta, 2017): at step
+    `t` in `[begin_step, end_step]` the sparsity is
+
+    ```
+    final + (initial - final) * (1 - (t - begin_step) / (end_step - begin_step)) ** power
+    ```
+
+    pruned to every `frequency` steps, and at `end_step`.
+
+    Args:
+        initial_sparsity: Float in [0, 1), the sparsity at `begin_step`.
+        final_sparsity: Float in [initial_sparsity, 1), the sparsity at
+            `end_step`.
+        begin_step: Non-negative integer, the first event's step.
+        end_step: Integer > `begin_step`, the step the final sparsity is
+            reached at (required).
+        power: Positive float (default 3), the exponent of the decay.
+        frequency: Positive integer (default 100), steps between events.
+    """
+
+    def __init__(
+        self,
+        initial_sparsity,
+        final_sparsity,
+        begin_step,
+        end_step,
+        power=3,
+        frequency=100,
+    ):
+        super().__init__(begin_step, end_step, frequency)
+        if self.end_step <= self.begin_step:
+            raise ValueError(
+                "PolynomialDecay needs `end_step` > `begin_step`. "
+                f"Received: begin_step={begin_step}, end_step={end_step}"
+            )
+        self.initial_sparsity = _validation.fraction(
+            "initial_sparsity", initial_sparsity
+        )
+        self.final_sparsity = _validation.fraction("final_sparsity", final_sparsity)
+        if self.final_sparsity < self.initial_sparsity:
+            raise ValueError(
+                "Argument `final_sparsity` must be at least `initial_sparsity`. "
+                f"Received: initial_sparsity={initial_sparsity}, "
+                f"final_sparsity={final_sparsity}"
+            )
+        self.power = _validation.positive("power", power)
+
+    def __call__(self, step):
+        due, sparsity = super().__call__(step)
+        return due or step == self.end_step, sparsity
+
+    def sparsity_at(self, step):
+        progress = (min(step, self.end_step) - self.begin_step) / (
+            self.end_step - self.begin_step
+        )
+        progress = min(max(progress, 0.0), 1.0)
+        remaining = (1.0 - progress) ** self.power
+        return (
+            self.final_sparsity
+            + (self.initial_sparsity - self.final_sparsity) * remaining
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        return {
+            "initial_sparsity": self.initial_sparsity,
+            "final_sparsity": self.final_sparsity,
+            "begin_step": config["begin_step"],
+            "end_step": config["end_step"],
+            "power": self.power,
+            "frequency": config["frequency"],
+        }
 
 
 def snip(model, x, y, target_sparsity, loss=None, include=None, exclude=None):

@@ -157,6 +157,16 @@ OBJECT_ARGS = {
         "seed": 4,
     },
     "HoyerSquare": {"strength": 3e-3},
+    "PruningSchedule": {"begin_step": 2, "end_step": 50, "frequency": 7},
+    "ConstantSparsity": {"target_sparsity": 0.6, "begin_step": 3, "frequency": 9},
+    "PolynomialDecay": {
+        "initial_sparsity": 0.1,
+        "final_sparsity": 0.7,
+        "begin_step": 5,
+        "end_step": 40,
+        "power": 2.0,
+        "frequency": 4,
+    },
     "GradientNoise": {
         "inner_optimizer": lambda: keras.optimizers.SGD(0.1, momentum=0.9),
         "scale": 0.5,

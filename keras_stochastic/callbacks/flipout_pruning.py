@@ -16,6 +16,7 @@ from keras_stochastic.optimizers.gradient_noise import GradientNoise
 
 CRITERIA = ("flipout", "magnitude", "random", "snr", "log_alpha")
 STRUCTURES = ("weights", "units")
+RANKINGS = ("global", "layer")
 # Layers whose kernels' last axis is their units (Dense) or filters (Conv).
 _UNIT_LAYERS = (
     keras.layers.Dense,
@@ -31,6 +32,21 @@ _BAYESIAN_CRITERIA = {
     ),
     "log_alpha": ((VariationalDropoutMixin,), "variational dropout layers"),
 }
+
+
+def _pruning_schedule(schedule):
+    """A `ks.pruning.PruningSchedule` from an instance or its serialized config."""
+    from keras_stochastic.pruning import PruningSchedule
+
+    if isinstance(schedule, dict):
+        schedule = keras.saving.deserialize_keras_object(schedule)
+    if not isinstance(schedule, PruningSchedule):
+        raise TypeError(
+            "Argument `schedule` must be a `ks.pruning.PruningSchedule` "
+            "(`ks.pruning.ConstantSparsity`, `ks.pruning.PolynomialDecay`). "
+            f"Received: schedule={schedule!r}"
+        )
+    return schedule
 
 
 def saliency(weights, flips, exponent=2):
@@ -152,7 +168,12 @@ def _posterior_masks(model):
     for layer in _compat.flatten_layers(model, include_self=False):
         if isinstance(layer, StochasticLayer):
             for posterior in layer._maskable_posteriors():
-                yield layer, posterior.mean, posterior.mask, posterior.noise_parameters()
+                yield (
+                    layer,
+                    posterior.mean,
+                    posterior.mask,
+                    posterior.noise_parameters(),
+                )
 
 
 def apply_masks(model, slots, keep, weights=None, flips=None):
@@ -282,6 +303,15 @@ class FlipOutPruning(keras.callbacks.Callback):
             `target_sparsity`, the events must fit into the `fit`'s steps.
         begin_step: Non-negative integer (default 0), the optimizer step the
             step schedule counts from (steps before it train unpruned).
+        schedule: Optional `ks.pruning.PruningSchedule`
+            (`ks.pruning.ConstantSparsity`, `ks.pruning.PolynomialDecay`,
+            as in tfmot): at the end of each batch whose optimizer step it
+            marks, prune to the sparsity it gives. Replaces
+            `target_sparsity`, `prune_every`, `prune_every_steps` and
+            `begin_step` (and `prune_rate` has no effect).
+        ranking: `"global"` (default: one ranking across all pruned
+            kernels, as the paper) or `"layer"` (each kernel ranked and
+            pruned to the sparsity on its own, as tfmot does).
 
     Example:
 
@@ -311,9 +341,28 @@ class FlipOutPruning(keras.callbacks.Callback):
         prune_every_steps=None,
         begin_step=0,
         structure="weights",
+        schedule=None,
+        ranking="global",
     ):
         super().__init__()
         _validation.choice("structure", structure, STRUCTURES)
+        _validation.choice("ranking", ranking, RANKINGS)
+        if schedule is not None:
+            schedule = _pruning_schedule(schedule)
+            given = {
+                "target_sparsity": target_sparsity,
+                "prune_every": prune_every,
+                "prune_every_steps": prune_every_steps,
+            }
+            given = {k: v for k, v in given.items() if v is not None}
+            if begin_step:
+                given["begin_step"] = begin_step
+            if given:
+                raise ValueError(
+                    "A `schedule` sets when to prune and to what sparsity: pass "
+                    f"it without {sorted(given)}. Received: schedule={schedule!r}, "
+                    + ", ".join(f"{k}={v!r}" for k, v in given.items())
+                )
         if target_sparsity is not None:
             target_sparsity = _validation.fraction("target_sparsity", target_sparsity)
         prune_rate = _validation.fraction("prune_rate", prune_rate, low_open=True)
@@ -336,7 +385,12 @@ class FlipOutPruning(keras.callbacks.Callback):
                 "`begin_step` applies to step schedules: pass `prune_every_steps` "
                 f"too. Received: begin_step={begin_step}, prune_every_steps=None"
             )
-        if target_sparsity is None and prune_every is None and not prune_every_steps:
+        if (
+            schedule is None
+            and target_sparsity is None
+            and prune_every is None
+            and not prune_every_steps
+        ):
             raise ValueError(
                 "Pass `target_sparsity` (the schedule is then derived from the "
                 "number of epochs of `fit`), `prune_every` or `prune_every_steps`. "
@@ -372,6 +426,8 @@ class FlipOutPruning(keras.callbacks.Callback):
         )
         self.begin_step = int(begin_step)
         self.structure = structure
+        self.schedule = schedule
+        self.ranking = ranking
         self._num_events = None
         self._interval = None
         self._owners = {}
@@ -422,6 +478,8 @@ class FlipOutPruning(keras.callbacks.Callback):
         enable_pruning(self.model, optimizer, variables)
         epochs = self.params["epochs"]
         self._num_events = self.num_events()
+        if self.schedule is not None:
+            return
         if self.prune_every_steps is not None:
             self._check_step_schedule(epochs)
             return
@@ -521,6 +579,13 @@ class FlipOutPruning(keras.callbacks.Callback):
         return due
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.schedule is not None:
+            optimizer = self._optimizer()
+            step = int(optimizer.iterations.numpy())
+            due, target = self.schedule(step)
+            if due and self.sparsity(optimizer) < target - 1e-9:
+                self._prune(optimizer, f"Step {step}", target=target)
+            return
         if self.prune_every_steps is None:
             return
         optimizer = self._optimizer()
@@ -537,7 +602,7 @@ class FlipOutPruning(keras.callbacks.Callback):
         return scheduled
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.prune_every_steps is not None:
+        if self.prune_every_steps is not None or self.schedule is not None:
             return
         optimizer = self._optimizer()
         while int(optimizer.pruning_events.numpy()) < self._events_before(epoch):
@@ -545,9 +610,10 @@ class FlipOutPruning(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self._optimizer()
-        if self.prune_every_steps is None and int(
-            optimizer.pruning_events.numpy()
-        ) < self._events_before(epoch + 1):
+        by_epoch = self.prune_every_steps is None and self.schedule is None
+        if by_epoch and int(optimizer.pruning_events.numpy()) < self._events_before(
+            epoch + 1
+        ):
             self._prune(optimizer, f"Epoch {epoch + 1}")
         if logs is not None:
             logs["sparsity"] = self.sparsity(optimizer)
@@ -583,7 +649,18 @@ class FlipOutPruning(keras.callbacks.Callback):
                 scores.append(-np.asarray(log_alpha, dtype="float64"))
         return np.concatenate([score.ravel() for score in scores])
 
-    def _prune(self, optimizer, when):
+    def _count(self, total, remaining, event, target):
+        """How many of `remaining` live groups (of `total`) an event prunes."""
+        if target is not None:
+            count = round(target * total) - (total - remaining)
+        else:
+            count = int(self.prune_rate * remaining)
+            if self._num_events is not None and event + 1 == self._num_events:
+                count = round(self.target_sparsity * total) - (total - remaining)
+        return min(max(count, 0), remaining)
+
+    def _prune(self, optimizer, when, target=None):
+        """One event: prunes by `prune_rate`, or to sparsity `target` (schedules)."""
         slots = optimizer.pruning_slots()
         event = int(optimizer.pruning_events.numpy())
         weights = [variable.numpy() for variable, _, _ in slots]
@@ -591,26 +668,30 @@ class FlipOutPruning(keras.callbacks.Callback):
         flips = [flip.numpy() for _, _, flip in slots]
         alive = np.concatenate([m.ravel() for m in masks]) != 0
         # What is ranked: weights, or units (a kernel's last axis), each
-        # weight belonging to group `groups[j]`.
+        # weight belonging to group `groups[j]`; kernel k's groups are
+        # `bounds[k]:bounds[k + 1]`.
         if self.structure == "units":
-            offsets = np.cumsum([0] + [w.shape[-1] for w in weights])
+            bounds = np.cumsum([0] + [w.shape[-1] for w in weights])
             groups = np.concatenate(
                 [
                     offset + np.arange(w.size) % w.shape[-1]
-                    for offset, w in zip(offsets, weights)
+                    for offset, w in zip(bounds, weights)
                 ]
             )
         else:
+            bounds = np.cumsum([0] + [w.size for w in weights])
             groups = np.arange(alive.size)
         group_sizes = np.bincount(groups)
         group_alive = np.bincount(groups, weights=alive) > 0
-        total = group_alive.size
-        remaining = int(group_alive.sum())
-        count = int(self.prune_rate * remaining)
-        if self._num_events is not None and event + 1 == self._num_events:
-            count = round(self.target_sparsity * total) - (total - remaining)
-        count = min(max(count, 0), remaining)
-        if count:
+        if self.ranking == "global":
+            partitions = [(0, group_alive.size)]
+        else:
+            partitions = list(zip(bounds[:-1], bounds[1:]))
+        counts = [
+            self._count(hi - lo, int(group_alive[lo:hi].sum()), event, target)
+            for lo, hi in partitions
+        ]
+        if any(counts):
             scores = self._scores(
                 slots,
                 np.concatenate([w.ravel() for w in weights]),
@@ -619,16 +700,19 @@ class FlipOutPruning(keras.callbacks.Callback):
             )
             # A unit scores the mean of its weights' scores.
             scores = np.bincount(groups, weights=scores) / group_sizes
-            candidates = np.flatnonzero(group_alive)
-            lowest = np.argpartition(scores[candidates], count - 1)[:count]
-            group_alive[candidates[lowest]] = False
+            for (lo, hi), count in zip(partitions, counts):
+                if not count:
+                    continue
+                candidates = lo + np.flatnonzero(group_alive[lo:hi])
+                lowest = np.argpartition(scores[candidates], count - 1)[:count]
+                group_alive[candidates[lowest]] = False
             alive &= group_alive[groups]
         apply_masks(self.model, slots, alive, weights, flips)
         optimizer.pruning_events.assign(event + 1)
         if self.verbose:
             print(
                 f"\n{when}: FlipOutPruning ({self.criterion}) event "
-                f"{event + 1} pruned {count} {self.structure}; sparsity "
+                f"{event + 1} pruned {sum(counts)} {self.structure}; sparsity "
                 f"{1 - int(alive.sum()) / alive.size:.4f}."
             )
 
@@ -646,6 +730,10 @@ class FlipOutPruning(keras.callbacks.Callback):
             "prune_every_steps": self.prune_every_steps,
             "begin_step": self.begin_step,
             "structure": self.structure,
+            "schedule": None
+            if self.schedule is None
+            else keras.saving.serialize_keras_object(self.schedule),
+            "ranking": self.ranking,
         }
 
     @classmethod
