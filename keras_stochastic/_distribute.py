@@ -37,6 +37,15 @@ def replica():
     return context.replica_id_in_sync_group, context.num_replicas_in_sync
 
 
+def has_strategy():
+    """Whether a `tf.distribute` strategy other than the default one is in use."""
+    if not _is_tensorflow():
+        return False
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
 def num_replicas():
     """The number of replicas of the current step (1 outside a multi-replica step)."""
     found = replica()

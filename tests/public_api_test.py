@@ -172,6 +172,7 @@ OBJECT_ARGS = {
         "scale": 0.5,
         "scale_by": "parameter",
         "seed": 1,
+        "jit_compile": False,
     },
 }
 # Keras's `Layer.get_config` writes these only when they are set.

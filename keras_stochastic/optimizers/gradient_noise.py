@@ -91,6 +91,14 @@ class GradientNoise(keras.optimizers.Optimizer):
             equal probability, the same variance from one random bit per
             value instead of 16 (the FlipOut paper frames the noise as a
             `+-epsilon` perturbation, section 2.1), for a cheaper step.
+        jit_compile: `"auto"` (default), True or False: on TensorFlow,
+            whether the whole update (noise, masks, the inner optimizer's
+            step, flip counting) runs as one XLA-compiled function, which
+            fuses its elementwise passes over the weights. `"auto"` fuses
+            with `distribution="rademacher"` outside `tf.distribute`
+            strategies (XLA's `sin`/`cos` make the Gaussian draw slower
+            there); True also fuses the Gaussian draw and is refused under a
+            strategy. Ignored on JAX, where the train step is compiled whole.
 
     Example:
 
@@ -116,6 +124,7 @@ class GradientNoise(keras.optimizers.Optimizer):
         seed=None,
         name=None,
         distribution="gaussian",
+        jit_compile="auto",
     ):
         if isinstance(inner_optimizer, (str, dict)):
             inner_optimizer = keras.optimizers.get(inner_optimizer)
@@ -128,11 +137,19 @@ class GradientNoise(keras.optimizers.Optimizer):
         _validation.choice("scale_by", scale_by, SCALE_BY)
         _validation.choice("distribution", distribution, DISTRIBUTIONS)
         _validation.seed(seed)
+        if jit_compile not in ("auto", True, False):
+            raise ValueError(
+                "Argument `jit_compile` must be 'auto', True or False. "
+                f"Received: jit_compile={jit_compile!r}"
+            )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.scale = float(scale)
         self.scale_by = scale_by
         self.distribution = distribution
+        self.jit_compile = jit_compile
+        # XLA-compiled updates, per list of variables (see `_fused_apply`).
+        self._fused_functions = {}
         self.seed = seed
         self.seed_generator = None
         self._pruned_indices = None
@@ -181,6 +198,44 @@ class GradientNoise(keras.optimizers.Optimizer):
         if not self.built:
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
+        if self._fuses():
+            return self._fused_apply(grads, trainable_variables)
+        return self._apply(grads, trainable_variables)
+
+    def _fuses(self):
+        """Whether `apply` runs as one XLA cluster (see `jit_compile`)."""
+        if self.jit_compile is False or keras.backend.backend() != "tensorflow":
+            return False
+        if _distribute.has_strategy():
+            if self.jit_compile is True:
+                raise ValueError(
+                    "GradientNoise(jit_compile=True) compiles its update with XLA "
+                    "outside the model's train step, which `tf.distribute` "
+                    "strategies do not support: use jit_compile='auto' (not "
+                    "fused under a strategy) or False. Received: jit_compile=True"
+                )
+            return False
+        return self.jit_compile is True or self.distribution == "rademacher"
+
+    def _fused_apply(self, grads, trainable_variables):
+        import tensorflow as tf
+
+        if trainable_variables is None:
+            variables = list(_compat.optimizer_variables(self))
+        else:
+            variables = list(trainable_variables)
+        key = tuple(id(v) for v in variables)
+        function = self._fused_functions.get(key)
+        if function is None:
+
+            def update(grads):
+                self._apply(grads, variables)
+
+            function = tf.function(update, jit_compile=True)
+            self._fused_functions[key] = function
+        function(list(grads))
+
+    def _apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
             variables = _compat.optimizer_variables(self)
         else:
@@ -372,6 +427,8 @@ class GradientNoise(keras.optimizers.Optimizer):
             k: id(v) for k, v in self._frozen.items()
         }
         self._frozen = frozen
+        if changed:
+            self._fused_functions = {}
         return changed
 
     def _create_pruning_state(self, indices):
@@ -401,6 +458,7 @@ class GradientNoise(keras.optimizers.Optimizer):
         self._flips = flips
         self._pruned_indices = list(indices)
         self._pruning_state_is_new = True
+        self._fused_functions = {}
 
     def load_own_variables(self, store):
         own = len(self._variables)
@@ -423,6 +481,7 @@ class GradientNoise(keras.optimizers.Optimizer):
             "scale_by": self.scale_by,
             "seed": self.seed,
             "distribution": self.distribution,
+            "jit_compile": self.jit_compile,
         }
 
     @classmethod

@@ -245,9 +245,63 @@ def test_mixed_float16_fit():
         ({"scale_by": "weights"}, ValueError, "Received: scale_by='weights'"),
         ({"seed": 1.5}, TypeError, "Received: seed=1.5"),
         ({"distribution": "uniform"}, ValueError, "Received: distribution='uniform'"),
+        ({"jit_compile": "yes"}, ValueError, "Received: jit_compile='yes'"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
     kwargs.setdefault("inner_optimizer", keras.optimizers.SGD())
     with pytest.raises(error, match=message.replace("(", r"\(").replace("[", r"\[")):
         ks.optimizers.GradientNoise(**kwargs)
+
+
+def _pruning_fit(jit_compile, distribution, epochs=3):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
+    optimizer = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(0.05, momentum=0.9),
+        seed=3,
+        distribution=distribution,
+        jit_compile=jit_compile,
+    )
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    y = x[:, :4].argmax(axis=1).astype("int32")
+    callback = ks.callbacks.FlipOutPruning(target_sparsity=0.75, prune_every=1)
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[callback])
+    flips = [f.numpy() for _, _, f in optimizer.pruning_slots()]
+    return model.get_weights(), flips, optimizer
+
+
+@pytest.mark.parametrize("distribution", ["rademacher", "gaussian"])
+def test_the_xla_fused_update_equals_the_unfused_one(distribution):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("jit_compile fuses the TensorFlow update; JAX compiles it whole")
+    fused, fused_flips, optimizer = _pruning_fit(True, distribution)
+    assert optimizer._fused_functions  # the fused path ran
+    plain, plain_flips, optimizer = _pruning_fit(False, distribution)
+    assert not optimizer._fused_functions
+    # The same draws; XLA only rounds differently (fused multiply-adds,
+    # reduction order), which momentum carries over the steps.
+    for a, b in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-3)
+        np.testing.assert_array_equal(a == 0, b == 0)  # the same weights pruned
+    for a, b in zip(fused_flips, plain_flips, strict=True):
+        assert np.abs(a - b).sum() <= 0.01 * b.sum() + 2
+    assert sum(float(f.sum()) for f in plain_flips) > 0
+
+
+def test_auto_fuses_rademacher_noise_only():
+    rademacher = ks.optimizers.GradientNoise(
+        keras.optimizers.SGD(), distribution="rademacher"
+    )
+    gaussian = ks.optimizers.GradientNoise(keras.optimizers.SGD())
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    assert rademacher._fuses() == on_tensorflow
+    assert not gaussian._fuses()
