@@ -12,7 +12,9 @@ own model with the same architecture:
 - `flipout`: `GradientNoise(SGD, scale=1.0)` + `FlipOutPruning` (the full
   method; the DESIGN bar is flipout / plain <= 1.15);
 - `flipout_rademacher`: the same with `distribution="rademacher"` (one
-  random bit per weight instead of 16).
+  random bit per weight instead of 16), whose update TensorFlow compiles
+  into one XLA function (`jit_compile="auto"`);
+- `flipout_rademacher_unfused`: the same with `jit_compile=False`.
 
 With `--profile`, two more variants split the cost of the noise (they are
 `GradientNoise(SGD, scale=1.0)` with the draw replaced, benchmark-only):
@@ -57,7 +59,14 @@ from keras import ops  # noqa: E402
 import keras_stochastic as ks  # noqa: E402
 from benchmarks import _common  # noqa: E402
 
-VARIANTS = ("plain", "noise", "masks", "flipout", "flipout_rademacher")
+VARIANTS = (
+    "plain",
+    "noise",
+    "masks",
+    "flipout",
+    "flipout_rademacher",
+    "flipout_rademacher_unfused",
+)
 PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
 BAR = 1.15
 
@@ -109,8 +118,10 @@ def build(variant, seed):
             variant, ks.optimizers.GradientNoise
         )
         kwargs = {"distribution": "rademacher"} if "rademacher" in variant else {}
+        if variant.endswith("_unfused"):
+            kwargs["jit_compile"] = False
         optimizer = wrapper(optimizer, scale=scale, seed=seed, name=variant, **kwargs)
-    if variant in ("masks", "flipout", "flipout_rademacher"):
+    if variant in ("masks", "flipout") or variant.startswith("flipout_rademacher"):
         callbacks.append(ks.callbacks.FlipOutPruning(prune_every=10**6))
     model.compile(
         optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
