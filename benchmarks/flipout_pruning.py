@@ -15,7 +15,21 @@ remaining weights at each of m events spread evenly over the epochs
   scale 1, scale_by="gradient");
 - `noisy_magnitude`: |theta|, with the same gradient noise;
 - `magnitude`: |theta|, no noise (global magnitude pruning);
-- `random`: uniformly random, no noise.
+- `random`: uniformly random, no noise;
+- `flipout_rademacher`: as `flipout`, with +-std Rademacher gradient noise
+  of the same variance instead of Gaussian noise;
+- `flipout_no_noise`: the flips criterion without gradient noise (the
+  paper's ablation);
+- `snip`: one-shot connection sensitivity (`ks.pruning.snip`) at
+  initialization on one seeded training batch, exact global sparsity, then
+  training with the masks;
+- `hoyer_square`: `HoyerSquare(HOYER_STRENGTH)` added to each kernel's L2
+  penalty, one-shot global magnitude pruning to the target after
+  `HOYER_FRACTION` of the epochs, then fine-tuning with the masks (the
+  regularizer stays on while fine-tuning).
+
+`--arch lenet5` swaps the network for LeNet-5 (conv 6@5x5, max-pool, conv
+16@5x5, max-pool, dense 120-84-10, ReLU, the same L2 on every kernel).
 
 Each configuration runs with 3 seeds (initialization, shuffling, noise), in
 sequence. Test accuracy is measured once, after the last epoch. Results are
@@ -43,23 +57,39 @@ from benchmarks import _common  # noqa: E402
 from tutorials import common  # noqa: E402
 
 METHODS = {
-    # name: (criterion, gradient noise scale)
-    "flipout": ("flipout", 1.0),
-    "noisy_magnitude": ("magnitude", 1.0),
-    "magnitude": ("magnitude", 0.0),
-    "random": ("random", 0.0),
+    # name: (criterion, gradient noise scale, noise distribution)
+    "flipout": ("flipout", 1.0, "gaussian"),
+    "noisy_magnitude": ("magnitude", 1.0, "gaussian"),
+    "magnitude": ("magnitude", 0.0, "gaussian"),
+    "random": ("random", 0.0, "gaussian"),
+    "flipout_rademacher": ("flipout", 1.0, "rademacher"),
+    "flipout_no_noise": ("flipout", 0.0, "gaussian"),
+    # One-shot methods: the mask is set once (at initialization for SNIP,
+    # after HOYER_FRACTION of the epochs for Hoyer-Square), no gradient noise.
+    "snip": ("snip", 0.0, "gaussian"),
+    "hoyer_square": ("magnitude", 0.0, "gaussian"),
 }
+# Hoyer-Square: regularizer strength per kernel (the package default, not
+# tuned here) and the fraction of the epochs trained before the one-shot
+# global magnitude pruning; the rest fine-tunes the surviving weights.
+HOYER_STRENGTH = 1e-4
+HOYER_FRACTION = 2 / 3
 LABELS = {
     "flipout": "FlipOut",
     "noisy_magnitude": "Global magnitude + noise",
     "magnitude": "Global magnitude",
     "random": "Random",
+    "flipout_rademacher": "FlipOut (Rademacher noise)",
+    "flipout_no_noise": "FlipOut without noise",
+    "snip": "SNIP",
+    "hoyer_square": "Hoyer-Square",
 }
+ARCHS = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}
 
 
-def lenet_300_100(seed):
+def lenet_300_100(seed, regularizer):
     keras.utils.set_random_seed(seed)
-    l2 = keras.regularizers.L2(2.5e-4)
+    l2 = regularizer
     return keras.Sequential(
         [
             keras.Input((784,)),
@@ -70,17 +100,57 @@ def lenet_300_100(seed):
     )
 
 
-def train(method, sparsity, seed, data, epochs, lr=0.1, batch_size=128, verbose=0):
+def lenet_5(seed, regularizer):
+    keras.utils.set_random_seed(seed)
+    conv = dict(activation="relu", kernel_regularizer=regularizer)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(6, 5, **conv),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(16, 5, **conv),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, **conv),
+            keras.layers.Dense(84, **conv),
+            keras.layers.Dense(10, kernel_regularizer=regularizer),
+        ]
+    )
+
+
+def kernel_regularizer(method):
+    l2 = keras.regularizers.L2(2.5e-4)
+    if method != "hoyer_square":
+        return l2
+    hoyer = ks.regularizers.HoyerSquare(HOYER_STRENGTH)
+    return lambda kernel: l2(kernel) + hoyer(kernel)
+
+
+def train(
+    method,
+    sparsity,
+    seed,
+    data,
+    epochs,
+    lr=0.1,
+    batch_size=128,
+    verbose=0,
+    arch="lenet300",
+):
     """One pruning run; returns test accuracy, final sparsity and seconds."""
     (x_train, y_train), (x_test, y_test) = data
-    criterion, scale = METHODS[method]
-    model = lenet_300_100(seed)
+    criterion, scale, distribution = METHODS[method]
+    build = {"lenet300": lenet_300_100, "lenet5": lenet_5}[arch]
+    model = build(seed, kernel_regularizer(method))
     steps = epochs * -(-len(x_train) // batch_size)
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
         [int(0.43 * steps), int(0.71 * steps)], [lr, lr / 10, lr / 100]
     )
     optimizer = ks.optimizers.GradientNoise(
-        keras.optimizers.SGD(schedule, momentum=0.9), scale=scale, seed=seed
+        keras.optimizers.SGD(schedule, momentum=0.9),
+        scale=scale,
+        seed=seed,
+        distribution=distribution,
     )
     model.compile(
         optimizer,
@@ -90,28 +160,53 @@ def train(method, sparsity, seed, data, epochs, lr=0.1, batch_size=128, verbose=
         # per step would otherwise dominate.
         steps_per_execution=32,
     )
-    pruning = ks.callbacks.FlipOutPruning(
-        target_sparsity=sparsity, criterion=criterion, seed=seed
-    )
+    steps_per_epoch = -(-len(x_train) // batch_size)
+    callbacks = []
+    if method == "snip":
+        batch = np.random.default_rng(seed).permutation(len(x_train))[:batch_size]
+        ks.pruning.snip(model, x_train[batch], y_train[batch], sparsity)
+    elif method == "hoyer_square":
+        # One event that removes `sparsity` of the weights at once; a whole
+        # number of epochs so that it falls on a compiled-call boundary.
+        callbacks.append(
+            ks.callbacks.FlipOutPruning(
+                target_sparsity=sparsity,
+                prune_rate=sparsity,
+                criterion=criterion,
+                prune_every_steps=max(1, round(HOYER_FRACTION * epochs))
+                * steps_per_epoch,
+                seed=seed,
+            )
+        )
+    else:
+        callbacks.append(
+            ks.callbacks.FlipOutPruning(
+                target_sparsity=sparsity, criterion=criterion, seed=seed
+            )
+        )
     start = time.time()
     history = model.fit(
         x_train,
         y_train,
         batch_size=batch_size,
         epochs=epochs,
-        callbacks=[pruning],
+        callbacks=callbacks,
         verbose=verbose,
     )
     seconds = time.time() - start
     _, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-    kernels = [layer.kernel.numpy() for layer in model.layers]
+    kernels = [
+        layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")
+    ]
     zeros = sum(int(np.sum(k == 0)) for k in kernels)
-    return {
+    run = {
         "accuracy": float(accuracy),
         "sparsity": zeros / sum(k.size for k in kernels),
-        "logged_sparsity": float(history.history["sparsity"][-1]),
         "seconds": seconds,
     }
+    if "sparsity" in history.history:
+        run["logged_sparsity"] = float(history.history["sparsity"][-1])
+    return run
 
 
 def summarize(runs, methods, compressions):
@@ -130,7 +225,7 @@ def summarize(runs, methods, compressions):
     return table
 
 
-def plot(table, methods, compressions, path):
+def plot(table, methods, compressions, path, arch="lenet300"):
     plt = common.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in methods:
@@ -146,7 +241,7 @@ def plot(table, methods, compressions, path):
     )
     ax.set_xlabel("compression (sparsity)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("LeNet-300-100 on MNIST-5k (mean +- std, 3 seeds)")
+    ax.set_title(f"{ARCHS[arch]} on MNIST-5k (mean +- std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -156,7 +251,7 @@ def plot(table, methods, compressions, path):
 
 def markdown(results, table, methods, compressions):
     lines = [
-        "# FlipOut pruning on MNIST-5k (LeNet-300-100)",
+        f"# FlipOut pruning on MNIST-5k ({ARCHS[results.get('arch', 'lenet300')]})",
         "",
         f"- Command: `{results['command']}`",
         f"- Machine: {results['machine']}; backend {results['backend']}",
@@ -200,6 +295,7 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--output-dir", default=os.path.join("benchmarks", "results"))
     parser.add_argument("--name", default="flipout_pruning")
+    parser.add_argument("--arch", default="lenet300", choices=sorted(ARCHS))
     args = parser.parse_args(argv)
     compressions = [int(m) for m in args.compressions.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -215,13 +311,12 @@ def main(argv=None):
             previous.get("epochs"),
             previous.get("learning_rate"),
             previous.get("backend"),
-        ) == (
-            args.epochs,
-            args.lr,
-            backend,
-        ):
+            previous.get("arch", "lenet300"),
+        ) == (args.epochs, args.lr, backend, args.arch):
             runs = previous["runs"]
-    data = common.load_mnist(flatten=True)
+    data = common.load_mnist(flatten=args.arch == "lenet300")
+    if args.arch == "lenet5":
+        data = tuple((x.reshape(-1, 28, 28, 1), y) for x, y in data)
     results = {
         "benchmark": "flipout_pruning",
         # The command that reproduces (or completes) the whole table: runs
@@ -230,7 +325,9 @@ def main(argv=None):
         "command": f"{'KERAS_BACKEND=' + backend + ' ' if backend != 'tensorflow' else ''}"
         "PYTHONPATH=. python -m benchmarks.flipout_pruning"
         + (f" --epochs {args.epochs}" if args.epochs != 200 else "")
-        + (f" --lr {args.lr}" if args.lr != 0.1 else ""),
+        + (f" --lr {args.lr}" if args.lr != 0.1 else "")
+        + (f" --arch {args.arch}" if args.arch != "lenet300" else ""),
+        "arch": args.arch,
         "backend": backend,
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "versions": _common.versions(),
@@ -247,7 +344,15 @@ def main(argv=None):
             for seed in seeds:
                 if (method, m, seed) in done:
                     continue
-                run = train(method, 1.0 - 2.0**-m, seed, data, args.epochs, args.lr)
+                run = train(
+                    method,
+                    1.0 - 2.0**-m,
+                    seed,
+                    data,
+                    args.epochs,
+                    args.lr,
+                    arch=args.arch,
+                )
                 run.update(method=method, m=m, seed=seed)
                 runs.append(run)
                 print(
@@ -269,7 +374,7 @@ def main(argv=None):
     text = markdown(results, table, methods, all_ms)
     with open(stem + ".md", "w") as f:
         f.write(text)
-    plot(table, methods, all_ms, stem + ".png")
+    plot(table, methods, all_ms, stem + ".png", args.arch)
     print(text)
 
 

@@ -38,6 +38,33 @@ def test_flipout_pruning_sweep_writes_and_resumes(tmp_path, monkeypatch):
         assert json.load(f)["runs"] == first["runs"]
 
 
+def test_flipout_pruning_lenet5_new_methods(tmp_path, monkeypatch):
+    (x_train, y_train), (x_test, y_test) = flipout_pruning.common.load_mnist(
+        flatten=True
+    )
+    small = ((x_train[:256], y_train[:256]), (x_test[:100], y_test[:100]))
+    monkeypatch.setattr(flipout_pruning.common, "load_mnist", lambda **kwargs: small)
+    methods = ["flipout_no_noise", "snip", "hoyer_square", "flipout_rademacher"]
+    flipout_pruning.main(
+        [
+            "--arch=lenet5",
+            "--epochs=3",
+            "--compressions=2",
+            "--seeds=0",
+            f"--methods={','.join(methods)}",
+            f"--output-dir={tmp_path}",
+            "--name=tiny5",
+        ]
+    )
+    with open(tmp_path / "tiny5.json") as f:
+        payload = json.load(f)
+    assert payload["arch"] == "lenet5"
+    assert [run["method"] for run in payload["runs"]] == methods
+    for run in payload["runs"]:
+        assert abs(run["sparsity"] - 0.75) < 1e-3, run
+    assert "LeNet-5" in (tmp_path / "tiny5.md").read_text()
+
+
 def test_pruning_step_tiny(tmp_path):
     pruning_step.main(
         [
