@@ -118,9 +118,7 @@ def test_the_kl_charges_only_the_kept_weights(kind):
     stddev = np.log1p(np.exp(ops.convert_to_numpy(posterior.rho).astype("float64")))
     stddev = stddev + kl_lib.STDDEV_FLOOR
     prior = posterior.prior.stddev
-    per_weight = (
-        np.log(prior / stddev) + (stddev**2 + mean**2) / (2 * prior**2) - 0.5
-    )
+    per_weight = np.log(prior / stddev) + (stddev**2 + mean**2) / (2 * prior**2) - 0.5
     expected = per_weight[kept].sum()
     np.testing.assert_allclose(float(layer.kl_divergence()), expected, rtol=1e-5)
     # The unmasked sum would be larger: pruned weights are not charged.
