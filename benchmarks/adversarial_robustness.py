@@ -59,23 +59,32 @@ DEFAULT_CHECKPOINT_DIR = os.path.join(
 )
 
 
-def build_model(kind, widths, num_train, seed):
-    """The LeNet of `kind` (`"variance"`, `"flipout"` or `"deterministic"`)."""
+def build_model(kind, widths, num_train, seed, activation="relu", batch_norm=False):
+    """The LeNet of `kind` (`"variance"`, `"flipout"` or `"deterministic"`).
+
+    `activation` follows the dense layer `d`, after a `BatchNormalization`
+    if `batch_norm` (the curvature experiment uses the paper's softplus,
+    which keeps the Hessian at a zero mean defined).
+    """
     c1, c2, d = widths
+    inner = None if batch_norm else activation
     if kind == "variance":
         dense = ks.layers.DenseVariance(
-            d, activation="relu", use_bias=False, seed=seed, name="stochastic_dense"
+            d, activation=inner, use_bias=False, seed=seed, name="stochastic_dense"
         )
     elif kind == "flipout":
         dense = ks.layers.DenseFlipout(
             d,
-            activation="relu",
+            activation=inner,
             kl_weight=1.0 / num_train,
             seed=seed,
             name="stochastic_dense",
         )
     else:
-        dense = keras.layers.Dense(d, activation="relu", name="dense")
+        dense = keras.layers.Dense(d, activation=inner, name="dense")
+    head = [dense]
+    if batch_norm:
+        head += [keras.layers.BatchNormalization(), keras.layers.Activation(activation)]
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
@@ -84,7 +93,7 @@ def build_model(kind, widths, num_train, seed):
             keras.layers.Conv2D(c2, 5, activation="relu"),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
-            dense,
+            *head,
             keras.layers.Dense(10),
         ],
         name=kind,

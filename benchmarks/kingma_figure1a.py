@@ -249,7 +249,10 @@ def main(argv=None):
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         if variant not in VARIANTS:
-            parser.error(f"unknown variant {variant!r}; choose from {list(VARIANTS)}")
+            parser.error(
+                f"--variants takes names from {list(VARIANTS)}. "
+                f"Received: variants={args.variants!r}"
+            )
     (x, y), (x_test, y_test) = tutorials_common.load_mnist(flatten=True)
     if args.num_train:
         x, y = x[: args.num_train], y[: args.num_train]
