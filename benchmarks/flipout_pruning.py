@@ -268,8 +268,8 @@ def markdown(results, table, methods, compressions):
     if len(results["runs"]) < expected:
         lines[-2:-2] = [
             f"PARTIAL: {len(results['runs'])} of the {expected} runs of the default "
-            "sweep (m = 2..8, 4 methods, 3 seeds); rerun the command to complete "
-            "it (finished runs are skipped).",
+            f"sweep (m = 2..8, {len(METHODS)} methods, 3 seeds); rerun the command "
+            "to complete it (finished runs are skipped).",
             "",
         ]
     for m in compressions:
