@@ -1,0 +1,194 @@
+"""XLA's cost analysis of the compiled train step: bytes accessed and flops per estimator.
+
+A backend-independent proxy for what a step costs on an accelerator, where
+the elementwise work of the stochastic layers is memory bound: for the
+784-1024-1024-10 MLP at batch 128 (the `benchmarks.train_step` models, Adam,
+sparse categorical cross-entropy), Keras's own JAX `train_step` is jitted
+and lowered on one batch, compiled for this machine's CPU, and XLA's
+`cost_analysis()` of the optimized module gives bytes accessed, flops and
+transcendental operations. Each figure is reported against the Keras Dense
+step's.
+
+Beside the totals, the optimized HLO is scanned for the ops that make
+weight-sized passes: random-bit generation (`rng-bit-generator` and the
+threefry expansion's fusions on JAX), and the count of instructions whose
+result has at least as many elements as the largest kernel (1024 x 1024).
+
+Runs on the JAX backend (`KERAS_BACKEND=jax`): the TensorFlow backend has no
+public cost analysis of its XLA clusters.
+
+Usage, from the repository root:
+
+    KERAS_BACKEND=jax PYTHONPATH=. python -m benchmarks.cost_analysis
+"""
+
+import argparse
+import os
+import re
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks import _common  # noqa: E402
+from benchmarks import train_step  # noqa: E402
+
+VARIANTS = ("keras", "ks_flipout", "ks_lrt", "ks_reparam", "ks_vd")
+PEERS = ("kp_flipout", "kp_lrt", "kp_reparam")
+COSTS = ("bytes accessed", "flops", "transcendentals")
+# Instructions that name or forward a buffer without touching its elements.
+_NOT_PASSES = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant")
+_SHAPE = re.compile(r"^\s*(?:ROOT )?%?[\w.\-]+ = (\w+)\[([\d,]*)\]")
+
+
+def _state(model):
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+
+
+def large_instructions(hlo_text, threshold):
+    """Instructions of the optimized HLO whose result has >= `threshold` elements.
+
+    Returns `{opcode: count}` (`fusion`, `dot`, ...; parameters, tuples and
+    bitcasts, which move no elements, are left out); a fusion is one pass
+    over its output.
+    """
+    counts = {}
+    for line in hlo_text.splitlines():
+        match = _SHAPE.match(line)
+        if not match or not match.group(2):
+            continue
+        size = int(np.prod([int(d) for d in match.group(2).split(",")]))
+        if size < threshold:
+            continue
+        opcode = re.search(r"\](?:\{[^}]*\})? ([\w\-]+)\(", line)
+        name = opcode.group(1) if opcode else "?"
+        if name in _NOT_PASSES:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _entry_computation(hlo_text):
+    """The ENTRY computation's lines (nested fusion bodies are not passes)."""
+    lines, inside = [], False
+    for line in hlo_text.splitlines():
+        if line.startswith("ENTRY"):
+            inside = True
+            continue
+        if inside:
+            if line.startswith("}"):
+                break
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def analyse(variant, batch_size=128, hidden=(1024, 1024)):
+    """Cost analysis and pass counts of `variant`'s compiled JAX train step."""
+    import jax
+
+    model, _ = train_step.build_model(variant, "mlp", hidden, jit_compile=True)
+    x, y = train_step._data("mlp", 1)
+    # One real step builds the optimizer and metric variables.
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    compiled = jax.jit(model.train_step).lower(_state(model), (x, y)).compile()
+    costs = compiled.cost_analysis()
+    if isinstance(costs, (list, tuple)):
+        costs = costs[0]
+    text = compiled.as_text()
+    entry = _entry_computation(text)
+    threshold = hidden[0] * hidden[1]
+    return {
+        **{key: float(costs.get(key, 0.0)) for key in COSTS},
+        "weight_sized_instructions": large_instructions(entry, threshold),
+        "rng_bit_generator_ops": text.count("rng-bit-generator("),
+        "threefry_calls": len(re.findall(r"threefry2x32", text)),
+        "parameters": int(model.count_params()),
+    }
+
+
+def _markdown(payload):
+    rows = []
+    reference = payload["results"]["keras"]
+    for variant, entry in payload["results"].items():
+        if "skipped" in entry:
+            rows.append([variant, "skipped: " + entry["skipped"]] + [""] * 6)
+            continue
+        passes = entry["weight_sized_instructions"]
+        rows.append(
+            [
+                variant,
+                f"{entry['bytes accessed'] / 2**20:.1f}",
+                f"{entry['bytes accessed'] / reference['bytes accessed']:.2f}x",
+                f"{entry['flops'] / 1e9:.3f}",
+                f"{entry['flops'] / reference['flops']:.2f}x",
+                f"{entry['transcendentals'] / 1e6:.2f}",
+                sum(passes.values()),
+                ", ".join(f"{k} {v}" for k, v in sorted(passes.items())),
+            ]
+        )
+    return _common.header_markdown(
+        "XLA cost analysis of the compiled train step (MLP 784-1024-1024-10, batch 128)",
+        payload["environment"],
+        payload["versions"],
+    ) + _common.markdown_table(
+        [
+            "variant",
+            "MiB accessed",
+            "bytes vs Keras",
+            "GFLOP",
+            "flops vs Keras",
+            "M transcendentals",
+            "weight-sized instructions",
+            "by opcode",
+        ],
+        rows,
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS + PEERS))
+    parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
+    parser.add_argument("--name", default="cost_analysis_jax")
+    args = parser.parse_args(argv)
+    if keras.backend.backend() != "jax":
+        parser.error(
+            "cost_analysis runs on the JAX backend (set KERAS_BACKEND=jax). "
+            f"Received: backend={keras.backend.backend()!r}"
+        )
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS + PEERS))
+    if unknown or "keras" not in variants:
+        parser.error(
+            f"--variants takes names from {VARIANTS + PEERS}, including 'keras' "
+            f"(the reference). Received: variants={args.variants!r}"
+        )
+    results = {}
+    for variant in variants:
+        try:
+            results[variant] = analyse(variant)
+        except ImportError as error:
+            results[variant] = {"skipped": f"not installed ({error.name})"}
+        print(f"[cost_analysis] {variant}: {results[variant]}", file=sys.stderr)
+    payload = {
+        "benchmark": "cost_analysis",
+        "environment": _common.environment(),
+        "versions": _common.versions(),
+        "results": results,
+    }
+    _common.write_json(os.path.join(args.output_dir, args.name + ".json"), payload)
+    text = _markdown(payload)
+    _common.write_text(os.path.join(args.output_dir, args.name + ".md"), text)
+    print(text)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
