@@ -144,7 +144,9 @@ def curvature_criterion(
     `kappa_ij / 2` is what the noise of weight `ij` costs (or gains) in
     expected log-likelihood: a weight with `kappa_ij ~= 0` can be replaced by
     its mean, and zeroed if its mean is small too. Near a maximum of the
-    likelihood `kappa <= 0`.
+    likelihood `kappa <= 0`. For a variance layer followed by ReLU, `kappa`
+    is exactly zero: at the zero mean every pre-activation is 0, where ReLU's
+    derivative is 0. Use a smooth activation (softplus) there.
 
     `log p(y | x, W)` is minus the loss summed over the examples of `(x, y)`
     (exact for cross-entropy losses; for a squared error it is the Gaussian
