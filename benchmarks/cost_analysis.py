@@ -52,14 +52,17 @@ def _state(model):
     )
 
 
-def large_instructions(hlo_text, threshold):
+def weight_sized_passes(hlo_text, threshold):
     """Instructions of the optimized HLO whose result has >= `threshold` elements.
 
-    Returns `{opcode: count}` (`fusion`, `dot`, ...; parameters, tuples and
-    bitcasts, which move no elements, are left out); a fusion is one pass
-    over its output.
+    Returns a list of `(opcode, op_name)` in program order: the opcode
+    (`fusion`, `dot`, ...; parameters, tuples and bitcasts, which move no
+    elements, are left out; a fusion is one pass over its output) and the
+    JAX operation it was lowered from (its `op_name` metadata, e.g.
+    `jit(train_step)/jvp(dense_flipout_1)/log1p`), which says where the pass
+    comes from.
     """
-    counts = {}
+    passes = []
     for line in hlo_text.splitlines():
         match = _SHAPE.match(line)
         if not match or not match.group(2):
@@ -71,6 +74,15 @@ def large_instructions(hlo_text, threshold):
         name = opcode.group(1) if opcode else "?"
         if name in _NOT_PASSES:
             continue
+        op_name = re.search(r'op_name="([^"]*)"', line)
+        passes.append((name, op_name.group(1) if op_name else ""))
+    return passes
+
+
+def large_instructions(hlo_text, threshold):
+    """`{opcode: count}` of `weight_sized_passes(hlo_text, threshold)`."""
+    counts = {}
+    for name, _ in weight_sized_passes(hlo_text, threshold):
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -87,6 +99,19 @@ def _entry_computation(hlo_text):
                 break
             lines.append(line)
     return "\n".join(lines)
+
+
+def _short(op_name):
+    """`jit(train_step)/jvp(dense_flipout_1)/jit(_normal)/erf_inv` -> `dense_flipout_1 normal erf_inv`."""
+    parts = [p for p in op_name.split("/") if p and p != "jit(train_step)"]
+    words = []
+    for part in parts:
+        inner = re.sub(r"^(?:jvp|transpose|jit)\((.*)\)$", r"\1", part)
+        inner = re.sub(r"^(?:jvp|transpose|jit)\((.*)\)$", r"\1", inner)
+        words.append(
+            ("grad " if part.startswith("transpose") else "") + inner.strip("_")
+        )
+    return " / ".join(words)
 
 
 def analyse(variant, batch_size=128, hidden=(1024, 1024)):
@@ -107,6 +132,10 @@ def analyse(variant, batch_size=128, hidden=(1024, 1024)):
     return {
         **{key: float(costs.get(key, 0.0)) for key in COSTS},
         "weight_sized_instructions": large_instructions(entry, threshold),
+        "weight_sized_passes": [
+            f"{opcode} {_short(op_name)}"
+            for opcode, op_name in weight_sized_passes(entry, threshold)
+        ],
         "rng_bit_generator_ops": text.count("rng-bit-generator("),
         "threefry_calls": len(re.findall(r"threefry2x32", text)),
         "parameters": int(model.count_params()),
@@ -133,22 +162,37 @@ def _markdown(payload):
                 ", ".join(f"{k} {v}" for k, v in sorted(passes.items())),
             ]
         )
-    return _common.header_markdown(
+    details = [
+        f"- `{variant}`: " + "; ".join(entry["weight_sized_passes"])
+        for variant, entry in payload["results"].items()
+        if "weight_sized_passes" in entry
+    ]
+    header = _common.header_markdown(
         "XLA cost analysis of the compiled train step (MLP 784-1024-1024-10, batch 128)",
         payload["environment"],
         payload["versions"],
-    ) + _common.markdown_table(
-        [
-            "variant",
-            "MiB accessed",
-            "bytes vs Keras",
-            "GFLOP",
-            "flops vs Keras",
-            "M transcendentals",
-            "weight-sized instructions",
-            "by opcode",
-        ],
-        rows,
+    )
+    return (
+        header
+        + _common.markdown_table(
+            [
+                "variant",
+                "MiB accessed",
+                "bytes vs Keras",
+                "GFLOP",
+                "flops vs Keras",
+                "M transcendentals",
+                "weight-sized instructions",
+                "by opcode",
+            ],
+            rows,
+        )
+        + (
+            "\nWeight-sized passes over the 1024 x 1024 kernel, in program order "
+            "(opcode, then the operation it comes from):\n\n"
+            + "\n".join(details)
+            + "\n"
+        )
     )
 
 
