@@ -94,7 +94,7 @@ def build_model(kind, widths, num_train, seed, activation="relu", batch_norm=Fal
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
             *head,
-            keras.layers.Dense(10),
+            keras.layers.Dense(10, name="logits"),
         ],
         name=kind,
     )

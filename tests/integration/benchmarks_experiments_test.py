@@ -28,8 +28,9 @@ def _read(tmp_path, name):
 
 
 # The scripts' training is backend-independent Keras; to keep the default
-# run short, the long smoke tests run on TensorFlow only, except the attack
-# script, whose input gradients have a JAX branch.
+# run short, the end-to-end smoke tests run on TensorFlow only. The attack
+# script's input gradient, which has a branch per backend, is checked on
+# every backend below.
 @testing.tensorflow_only
 def test_kingma_figure1a_tiny_and_resumes(tmp_path):
     argv = [
@@ -60,6 +61,7 @@ def test_kingma_figure1a_refuses_unknown_variant(tmp_path):
         kingma_figure1a.main(["--variants=none,typo", f"--output-dir={tmp_path}"])
 
 
+@testing.tensorflow_only
 def test_adversarial_robustness_tiny(tmp_path):
     payload = adversarial_robustness.main(
         [
@@ -84,6 +86,29 @@ def test_adversarial_robustness_tiny(tmp_path):
     assert set(payload["results"]) >= set(adversarial_robustness.MODELS)
     for name in ("variance", "flipout", "deterministic"):
         assert (tmp_path / "weights" / f"{name}.weights.h5").exists()
+
+
+def test_ensemble_input_gradient_matches_finite_differences():
+    model = adversarial_robustness.build_model("deterministic", (2, 4, 8), 100, 0)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 28, 28, 1)).astype("float32")
+    y = np.array([0, 1, 2])
+    gradient = adversarial_robustness.input_gradient([model], x, y, samples=1)
+    assert gradient.shape == x.shape
+
+    def loss(inputs):
+        return float(
+            keras.ops.convert_to_numpy(
+                adversarial_robustness._ensemble_loss([model], inputs, y, 1)
+            )
+        )
+
+    # Central differences along the gradient's own direction (float32: a
+    # loose relative tolerance).
+    direction = gradient / np.linalg.norm(gradient)
+    step = 1e-2
+    slope = (loss(x + step * direction) - loss(x - step * direction)) / (2 * step)
+    np.testing.assert_allclose(slope, np.linalg.norm(gradient), rtol=0.05)
 
 
 def test_curvature_replacer_is_exact_and_undone():
