@@ -142,6 +142,16 @@ def write_text(path, text):
         f.write(text)
 
 
+def write_outputs(output_dir, name, payload, markdown, plot=None):
+    """Writes `name`.json and `name`.md (and `name`.png with `plot(payload, path)`), prints the markdown."""
+    stem = os.path.join(output_dir, name)
+    write_json(stem + ".json", payload)
+    write_text(stem + ".md", markdown)
+    if plot is not None:
+        plot(payload, stem + ".png")
+    print(markdown)
+
+
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:

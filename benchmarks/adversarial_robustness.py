@@ -310,6 +310,21 @@ def plot(payload, path):
     plt.close(figure)
 
 
+def load_data(num_train, validation, num_test):
+    """MNIST-5k images: ((train, validation) split, strided test subset).
+
+    The first `num_train` training digits (all if None), less a stratified
+    validation split of `validation`; `num_test` test digits, strided since
+    the test split is ordered by class.
+    """
+    (x, y), (x_test, y_test) = tutorials_common.load_mnist()
+    if num_train:
+        x, y = x[:num_train], y[:num_train]
+    data = tutorials_common.stratified_split(x, y, validation, seed=1)
+    index = np.linspace(0, len(x_test) - 1, min(num_test, len(x_test))).astype(int)
+    return data, (x_test[index], y_test[index])
+
+
 def _floats(text):
     return [float(v) for v in text.split(",") if v]
 
@@ -362,13 +377,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.perf_counter()
     env = _common.environment()
-    (x, y), (x_test, y_test) = tutorials_common.load_mnist()
-    if args.num_train:
-        x, y = x[: args.num_train], y[: args.num_train]
-    data = tutorials_common.stratified_split(x, y, args.validation, seed=1)
-    # Strided: the test split is ordered by class.
-    index = np.linspace(0, len(x_test) - 1, min(args.num_test, len(x_test))).astype(int)
-    x_test, y_test = x_test[index], y_test[index]
+    data, (x_test, y_test) = load_data(args.num_train, args.validation, args.num_test)
     widths, predictors, validation = train_all(args, data, len(data[0][0]))
     os.makedirs(args.checkpoint_dir, exist_ok=True)
     for kind in ("variance", "flipout", "deterministic"):
@@ -400,11 +409,7 @@ def main(argv=None):
         "checkpoint_dir": os.path.relpath(args.checkpoint_dir),
         "seconds": time.perf_counter() - start,
     }
-    _common.write_json(os.path.join(args.output_dir, args.name + ".json"), payload)
-    markdown = _markdown(payload)
-    _common.write_text(os.path.join(args.output_dir, args.name + ".md"), markdown)
-    plot(payload, os.path.join(args.output_dir, args.name + ".png"))
-    print(markdown)
+    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload), plot)
     return payload
 
 

@@ -227,10 +227,7 @@ def main(argv=None):
         "versions": _common.versions(),
         "results": results,
     }
-    _common.write_json(os.path.join(args.output_dir, args.name + ".json"), payload)
-    text = _markdown(payload)
-    _common.write_text(os.path.join(args.output_dir, args.name + ".md"), text)
-    print(text)
+    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload))
     return payload
 
 

@@ -49,7 +49,6 @@ import numpy as np  # noqa: E402
 import keras_stochastic as ks  # noqa: E402
 from benchmarks import _common  # noqa: E402
 from benchmarks import adversarial_robustness as robustness  # noqa: E402
-from tutorials import common as tutorials_common  # noqa: E402
 
 MODELS = ("variance", "flipout")
 CRITERIA = ("curvature", "stddev", "random")
@@ -192,10 +191,6 @@ def plot(payload, path):
     plt.close(figure)
 
 
-def _floats(text):
-    return [float(v) for v in text.split(",") if v]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--widths", default="10,20,200", help="c1,c2,d")
@@ -229,14 +224,11 @@ def main(argv=None):
         parser.error(f"--models takes {MODELS}. Received: models={args.models!r}")
     start = time.perf_counter()
     env = _common.environment()
-    (x, y), (x_test, y_test) = tutorials_common.load_mnist()
-    if args.num_train:
-        x, y = x[: args.num_train], y[: args.num_train]
-    data = tutorials_common.stratified_split(x, y, args.validation, seed=1)
-    index = np.linspace(0, len(x_test) - 1, min(args.num_test, len(x_test))).astype(int)
-    x_test, y_test = x_test[index], y_test[index]
+    data, (x_test, y_test) = robustness.load_data(
+        args.num_train, args.validation, args.num_test
+    )
     widths = [int(v) for v in args.widths.split(",")]
-    fractions = _floats(args.fractions)
+    fractions = robustness._floats(args.fractions)
     (x_train, y_train), _ = data
     curvature_x = x_train[: args.curvature_examples]
     curvature_y = y_train[: args.curvature_examples]
@@ -302,11 +294,7 @@ def main(argv=None):
         "results": results,
         "seconds": time.perf_counter() - start,
     }
-    _common.write_json(os.path.join(args.output_dir, args.name + ".json"), payload)
-    markdown = _markdown(payload)
-    _common.write_text(os.path.join(args.output_dir, args.name + ".md"), markdown)
-    plot(payload, os.path.join(args.output_dir, args.name + ".png"))
-    print(markdown)
+    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload), plot)
     return payload
 
 

@@ -329,10 +329,7 @@ def main(argv=None):
         "settings": {"steps": args.steps, "hidden": list(hidden), "batch_size": 128},
         "results": results,
     }
-    _common.write_json(os.path.join(args.output_dir, args.name + ".json"), payload)
-    markdown = _markdown(payload)
-    _common.write_text(os.path.join(args.output_dir, args.name + ".md"), markdown)
-    print(markdown)
+    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload))
     return payload
 
 
