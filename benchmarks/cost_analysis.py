@@ -14,12 +14,15 @@ weight-sized passes: random-bit generation (`rng-bit-generator` and the
 threefry expansion's fusions on JAX), and the count of instructions whose
 result has at least as many elements as the largest kernel (1024 x 1024).
 
-Runs on the JAX backend (`KERAS_BACKEND=jax`): the TensorFlow backend has no
-public cost analysis of its XLA clusters.
+On TensorFlow the same train step is compiled with `tf.function(...,
+jit_compile=True)` and its optimized HLO read with
+`experimental_get_compiler_ir`: TensorFlow has no public cost analysis of
+its XLA clusters, so only the weight-sized passes are counted there.
 
 Usage, from the repository root:
 
     KERAS_BACKEND=jax PYTHONPATH=. python -m benchmarks.cost_analysis
+    KERAS_BACKEND=tensorflow PYTHONPATH=. python -m benchmarks.cost_analysis
 """
 
 import argparse
@@ -102,8 +105,15 @@ def _entry_computation(hlo_text):
 
 
 def _short(op_name):
-    """`jit(train_step)/jvp(dense_flipout_1)/jit(_normal)/erf_inv` -> `dense_flipout_1 normal erf_inv`."""
-    parts = [p for p in op_name.split("/") if p and p != "jit(train_step)"]
+    """`jit(train_step)/jvp(dense_flipout_1)/jit(_normal)/erf_inv` -> `dense_flipout_1 normal erf_inv`.
+
+    TensorFlow's `sequential_1/dense_flipout_1_2/Log1p` loses the model's scope.
+    """
+    parts = [
+        p
+        for p in op_name.split("/")
+        if p and p != "jit(train_step)" and not p.startswith("sequential")
+    ]
     words = []
     for part in parts:
         inner = re.sub(r"^(?:jvp|transpose|jit)\((.*)\)$", r"\1", part)
@@ -114,23 +124,39 @@ def _short(op_name):
     return " / ".join(words)
 
 
-def analyse(variant, batch_size=128, hidden=(1024, 1024)):
-    """Cost analysis and pass counts of `variant`'s compiled JAX train step."""
+def _compiled_jax(model, x, y):
     import jax
 
-    model, _ = train_step.build_model(variant, "mlp", hidden, jit_compile=True)
-    x, y = train_step._data("mlp", 1)
-    # One real step builds the optimizer and metric variables.
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     compiled = jax.jit(model.train_step).lower(_state(model), (x, y)).compile()
     costs = compiled.cost_analysis()
     if isinstance(costs, (list, tuple)):
         costs = costs[0]
-    text = compiled.as_text()
+    return compiled.as_text(), {key: float(costs.get(key, 0.0)) for key in COSTS}
+
+
+def _compiled_tensorflow(model, x, y):
+    import tensorflow as tf
+
+    step = tf.function(model.train_step, jit_compile=True)
+    data = (tf.constant(x), tf.constant(y))
+    return step.experimental_get_compiler_ir(data)(stage="optimized_hlo"), {}
+
+
+def analyse(variant, batch_size=128, hidden=(1024, 1024)):
+    """Cost analysis (JAX) and pass counts of `variant`'s XLA-compiled train step."""
+    model, _ = train_step.build_model(variant, "mlp", hidden, jit_compile=True)
+    x, y = train_step._data("mlp", 1)
+    # One real step builds the optimizer and metric variables.
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    x, y = x[:batch_size], y[:batch_size]
+    if keras.backend.backend() == "jax":
+        text, costs = _compiled_jax(model, x, y)
+    else:
+        text, costs = _compiled_tensorflow(model, x, y)
     entry = _entry_computation(text)
     threshold = hidden[0] * hidden[1]
     return {
-        **{key: float(costs.get(key, 0.0)) for key in COSTS},
+        **costs,
         "weight_sized_instructions": large_instructions(entry, threshold),
         "weight_sized_passes": [
             f"{opcode} {_short(op_name)}"
@@ -150,14 +176,19 @@ def _markdown(payload):
             rows.append([variant, "skipped: " + entry["skipped"]] + [""] * 6)
             continue
         passes = entry["weight_sized_instructions"]
-        rows.append(
-            [
-                variant,
+        costs = ["n/a"] * 5
+        if "bytes accessed" in entry:
+            costs = [
                 f"{entry['bytes accessed'] / 2**20:.1f}",
                 f"{entry['bytes accessed'] / reference['bytes accessed']:.2f}x",
                 f"{entry['flops'] / 1e9:.3f}",
                 f"{entry['flops'] / reference['flops']:.2f}x",
                 f"{entry['transcendentals'] / 1e6:.2f}",
+            ]
+        rows.append(
+            [
+                variant,
+                *costs,
                 sum(passes.values()),
                 ", ".join(f"{k} {v}" for k, v in sorted(passes.items())),
             ]
@@ -200,13 +231,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS + PEERS))
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
-    parser.add_argument("--name", default="cost_analysis_jax")
+    parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    if keras.backend.backend() != "jax":
+    backend = keras.backend.backend()
+    if backend not in ("jax", "tensorflow"):
         parser.error(
-            "cost_analysis runs on the JAX backend (set KERAS_BACKEND=jax). "
-            f"Received: backend={keras.backend.backend()!r}"
+            "cost_analysis runs on the JAX and TensorFlow backends (XLA). "
+            f"Received: backend={backend!r}"
         )
+    name = args.name or f"cost_analysis_{backend}"
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS + PEERS))
     if unknown or "keras" not in variants:
@@ -227,7 +260,7 @@ def main(argv=None):
         "versions": _common.versions(),
         "results": results,
     }
-    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload))
+    _common.write_outputs(args.output_dir, name, payload, _markdown(payload))
     return payload
 
 

@@ -14,7 +14,10 @@ own model with the same architecture:
 - `flipout_rademacher`: the same with `distribution="rademacher"` (one
   random bit per weight instead of 16), whose update TensorFlow compiles
   into one XLA function (`jit_compile="auto"`);
-- `flipout_rademacher_unfused`: the same with `jit_compile=False`.
+- `flipout_rademacher_unfused`: the same with `jit_compile=False`;
+- `flipout_unfused`: the full method with Gaussian noise and
+  `jit_compile=False` (`"auto"` fuses the Gaussian update too, since XLA
+  draws Gaussian noise from a table).
 
 With `--profile`, two more variants split the cost of the noise (they are
 `GradientNoise(SGD, scale=1.0)` with the draw replaced, benchmark-only):
@@ -66,6 +69,7 @@ VARIANTS = (
     "flipout",
     "flipout_rademacher",
     "flipout_rademacher_unfused",
+    "flipout_unfused",
 )
 PROFILE_VARIANTS = ("noise_no_draw", "noise_bits_only")
 BAR = 1.15
@@ -121,7 +125,7 @@ def build(variant, seed):
         if variant.endswith("_unfused"):
             kwargs["jit_compile"] = False
         optimizer = wrapper(optimizer, scale=scale, seed=seed, name=variant, **kwargs)
-    if variant in ("masks", "flipout") or variant.startswith("flipout_rademacher"):
+    if variant == "masks" or variant.startswith("flipout"):
         callbacks.append(ks.callbacks.FlipOutPruning(prune_every=10**6))
     model.compile(
         optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True)

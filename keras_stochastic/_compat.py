@@ -20,6 +20,9 @@ models, which Keras does not export) from subclassed ones.
 variable tracker Keras locks after `build` (`Layer._tracker`), and
 `own_variables` lists the variables a layer saves itself
 (`Layer._trainable_variables` and `_non_trainable_variables`).
+`xla_compiles` reads TensorFlow's private XLA context, which tells
+`keras_stochastic.rng` and `keras_stochastic.kl` whether the ops they build
+will be compiled by XLA (elementwise work is costed differently there).
 `tests/compat_test.py` fails loudly if a Keras release moves any of them.
 """
 
@@ -99,3 +102,29 @@ __all__ = [
     "standardize_tuple",
     "variable_index",
 ]
+
+
+def xla_compiles():
+    """Whether the ops being built now will be compiled by XLA.
+
+    Always on JAX. On TensorFlow, inside functions traced for XLA
+    (`jit_compile=True`, Keras's default on a GPU): read from the XLA context
+    TensorFlow sets on the graphs it compiles
+    (`control_flow_util.GraphOrParentsInXlaContext`); False eagerly and in
+    plain `tf.function` graphs. False on other backends.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend != "tensorflow":
+        return False
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.executing_eagerly():
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph()
+    )

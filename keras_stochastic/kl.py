@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_stochastic import _compat
 from keras_stochastic import _validation
 from keras_stochastic import rng
 
@@ -111,13 +112,22 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
     def stats(mean, rho):
         stddev = softplus(rho) + STDDEV_FLOOR
         variance = ops.square(stddev)
-        kl = _normal_kl_from_sums(
-            size,
-            ops.sum(ops.log(stddev)),
-            ops.sum(variance),
-            ops.sum(ops.square(mean)),
-            prior_stddev,
-        )
+        if _compat.xla_compiles():
+            # One reduction over one fused elementwise pass (XLA does not
+            # always merge three sums into one loop): the formula is linear
+            # in the sums, so the log sum can carry the other two.
+            terms = ops.log(stddev) - (0.5 * inverse_prior_variance) * (
+                variance + ops.square(mean)
+            )
+            kl = _normal_kl_from_sums(size, ops.sum(terms), 0.0, 0.0, prior_stddev)
+        else:
+            kl = _normal_kl_from_sums(
+                size,
+                ops.sum(ops.log(stddev)),
+                ops.sum(variance),
+                ops.sum(ops.square(mean)),
+                prior_stddev,
+            )
         outputs = variance if square else stddev
 
         def grad(*args, upstream=None):
@@ -135,6 +145,11 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
             else:
                 d_stddev = stddev * scale + d_out
             d_stddev = d_stddev - d_kl / stddev
+            if _compat.xla_compiles():
+                # sigmoid(rho) as a division: XLA does not copy a division
+                # into each consumer, so the gradient is computed once
+                # instead of again inside each of Adam's fusions.
+                return scale * mean, d_stddev / (1.0 + ops.exp(-rho))
             return scale * mean, d_stddev * ops.sigmoid(rho)
 
         return (outputs, kl), grad

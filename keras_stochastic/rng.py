@@ -5,8 +5,8 @@ functions; layers, posteriors, priors, the KL estimators and the optimizers
 all draw here, each from a `keras.random.SeedGenerator` (there is no unseeded
 draw).
 
-Two choices are about speed on CPU, where drawing noise is the dominant cost
-of a stochastic layer (see `benchmarks/RESULTS.md`):
+The choices below are about speed on CPU, where drawing noise is the dominant
+cost of a stochastic layer (see `benchmarks/RESULTS.md`):
 
 - On TensorFlow, uniform and integer draws call `tf.random.stateless_uniform`
   with `alg="philox"` instead of going through `keras.random`, which leaves the
@@ -14,29 +14,43 @@ of a stochastic layer (see `benchmarks/RESULTS.md`):
   choice is two orders of magnitude slower. Without XLA both are the same
   Philox kernel. The seeds still come from the caller's `SeedGenerator`,
   exactly as `keras.random` would draw them.
-- On TensorFlow, Gaussian noise is a Box-Muller transform of Philox uniforms
-  that uses both outputs of each pair (cheaper than `keras.random.normal` on
-  the TensorFlow CPU kernels, with the same 2**-23 resolution and so the same
-  |z| <= 5.6 tail truncation). On other backends it is `keras.random.normal`:
-  under XLA on CPU (JAX), the transform's log/sin/cos make Box-Muller slower
-  than JAX's own inverse-CDF normal.
+- Where XLA compiles the draw (always on JAX; on TensorFlow inside
+  `jit_compile=True` functions, Keras's default on a GPU), Gaussian noise is
+  a table draw: each 32-bit random word gives two 16-bit indices into
+  `normal_table()`, the conditional means of N(0, 1) on 2**16 cells of equal
+  probability. That is half the random bits of an inverse-CDF or Box-Muller
+  draw and no transcendental function per value (XLA's CPU code for `log`,
+  `sin`, `cos` and `erf_inv` costs more than the bits). The table has mean 0
+  and variance 1 (to float32 rounding), kurtosis 2.9998, its largest value is
+  4.39 (the normal tail beyond it has mass 1.1e-5), and its CDF is within
+  2**-16 of the normal CDF.
+- TensorFlow without XLA keeps the exact draw: Box-Muller of Philox uniforms,
+  using both outputs of each pair (cheaper than the table there, whose gather
+  is slow on TensorFlow's CPU kernels, and than `keras.random.normal`), with a
+  2**-23 resolution and so a |z| <= 5.6 tail truncation. So on TensorFlow the
+  same seed gives different Gaussian noise with and without XLA (each draw is
+  exact for its own distribution; the uniform and integer draws are equal).
+- On other backends Gaussian noise is `keras.random.normal`.
 
 Under `tf.distribute` strategies the replica id is folded into every seed on
 TensorFlow (see `keras_stochastic._distribute`): replicas draw independent
 noise from their mirrored seed states.
 
-`coarse_normal` is the same transform of 16-bit halves of one 32-bit word (half
-the random bits per value), for noise that needs neither far tails nor fine
-resolution (gradient noise). Rademacher signs take 16 independent bits from
-each integer draw.
+`coarse_normal` spends 16 random bits per value everywhere: on TensorFlow without
+XLA it is the Box-Muller transform of 16-bit halves of one 32-bit word, for
+noise that needs neither far tails nor fine resolution (gradient noise), and
+the table draw elsewhere. Rademacher signs take 16 independent bits from each
+integer draw.
 """
 
 import math
+import statistics
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_stochastic import _compat
 from keras_stochastic import _distribute
 
 
@@ -130,9 +144,10 @@ def uniform(shape, seed, dtype="float32", minval=0.0, maxval=1.0):
 def random_bits(shape, seed, bits):
     """Uniform int32 integers in [0, 2**bits): `bits` independent random bits each.
 
-    `bits` is at most 31; with 31 the range stops one short, at 2**31 - 2
-    (int32's largest exclusive bound), which leaves the low 16 bits uniform to
-    within 2**-31.
+    `bits` is at most 31; with 31 on TensorFlow the range stops one short, at
+    2**31 - 2 (int32's largest exclusive bound), which leaves the low 16 bits
+    uniform to within 2**-31. On JAX these are the top `bits` bits of one
+    threefry word.
     """
     maxval = min(2**bits, 2**31 - 1)
     if _is_tensorflow():
@@ -146,7 +161,68 @@ def random_bits(shape, seed, bits):
             dtype="int32",
             alg="philox",
         )
+    if keras.backend.backend() == "jax":
+        # The top `bits` bits of one threefry word each (`jax.random.randint`
+        # spends two words on every bounded integer).
+        return ops.cast(ops.right_shift(_words(shape, seed), 32 - bits), "int32")
     return keras.random.randint(shape, 0, maxval, seed=seed, dtype="int32")
+
+
+def _words(shape, seed):
+    """32 random bits per element (JAX: uint32 from threefry; TensorFlow: int32 from Philox)."""
+    if _is_tensorflow():
+        import tensorflow as tf
+
+        return tf.random.stateless_uniform(
+            shape,
+            seed=_tensorflow_seed(seed),
+            minval=None,
+            maxval=None,
+            dtype="int32",
+            alg="philox",
+        )
+    import jax
+
+    return jax.random.bits(seed.next(), shape, "uint32")
+
+
+_TABLE_BITS = 16
+_TABLE = []
+
+
+def normal_table():
+    """The 2**16 float32 values of the table draw of `normal` (see the module docstring).
+
+    Entry `i` is `E[Z | Z in cell i]`, Z ~ N(0, 1), the cells cut at the
+    normal quantiles `i / 2**16`; the table is then made exactly symmetric
+    and scaled to variance 1 (a change of about 1e-6). Built once, in
+    float64, from the standard library's normal quantile function.
+    """
+    if not _TABLE:
+        size = 2**_TABLE_BITS
+        unit = statistics.NormalDist()
+        edges = np.array([unit.inv_cdf(i / size) for i in range(1, size)])
+        density = np.concatenate([[0.0], np.exp(-0.5 * edges**2), [0.0]])
+        density = density / math.sqrt(2.0 * math.pi)
+        values = size * (density[:-1] - density[1:])
+        values = 0.5 * (values - values[::-1])
+        values = values / math.sqrt(np.mean(values**2))
+        _TABLE.append(values.astype("float32"))
+    return _TABLE[0]
+
+
+def _table_normal(shape, seed, dtype, stddev=None):
+    """Normal draws of `shape` from 16-bit indices into `normal_table()`."""
+    size = _num_elements(shape)
+    words = _words(((size + 1) // 2,), seed)
+    low = ops.bitwise_and(words, 2**_TABLE_BITS - 1)
+    high = ops.bitwise_and(ops.right_shift(words, _TABLE_BITS), 2**_TABLE_BITS - 1)
+    index = ops.reshape(ops.stack([low, high], axis=-1), (-1,))
+    table = ops.convert_to_tensor(normal_table())
+    if stddev is not None:
+        # A scalar scale goes into the 2**16 table, not the draw.
+        table = table * stddev
+    return _first(ops.take(table, ops.cast(index, "int32"), axis=0), size, shape, dtype)
 
 
 def _box_muller(log_uniform, angle_uniform, scale=None):
@@ -166,7 +242,14 @@ def _first(values, size, shape, dtype):
 
 
 def normal(shape, seed, dtype="float32"):
-    """Standard normal draws of `shape` (static or dynamic)."""
+    """Standard normal draws of `shape` (static or dynamic).
+
+    Compiled by XLA (JAX; TensorFlow under `jit_compile=True`) this is the
+    16-bit table draw, otherwise exact Box-Muller (TensorFlow) or
+    `keras.random.normal` (see the module docstring).
+    """
+    if _compat.xla_compiles():
+        return _table_normal(shape, seed, dtype)
     if not _is_tensorflow():
         return keras.random.normal(shape, seed=seed, dtype=dtype)
     size = _num_elements(shape)
@@ -181,12 +264,15 @@ def coarse_normal(shape, seed, dtype="float32", stddev=1.0):
 
     Each 31-bit random word gives two values: 16 bits for the radius (cell
     midpoints, so |z| <= 4.85, which drops a tail mass of 1.2e-6 and changes the
-    variance by less than 1e-5) and 15 for the angle. Half the random bits of
-    `normal`; for noise that needs neither far tails nor fine resolution. On
-    JAX, whose threefry bits dominate the cost and whose XLA `sin`/`cos` are
-    slow on CPU, it is `keras.random.normal`.
+    variance by less than 1e-5) and 15 for the angle, on TensorFlow without
+    XLA. Half the random bits of `normal` there; for noise that needs neither
+    far tails nor fine resolution. Compiled by XLA (JAX, TensorFlow under
+    `jit_compile=True`) it is `normal`'s table draw, scaled; on other backends
+    `keras.random.normal`, scaled.
     """
     stddev = ops.cast(stddev, "float32")
+    if _compat.xla_compiles():
+        return _table_normal(shape, seed, dtype, stddev=stddev)
     if not _is_tensorflow():
         return keras.random.normal(shape, seed=seed, dtype=dtype) * ops.cast(
             stddev, dtype

@@ -3,6 +3,7 @@
 import pathlib
 
 from keras_stochastic import _compat
+from tests import testing
 
 
 def test_compat_helpers_work():
@@ -18,6 +19,23 @@ def test_compat_helpers_work():
         "reset_dropout_mask",
     ):
         assert callable(getattr(_compat.DropoutRNNCell, hook))
+
+
+def test_xla_compiles_tells_compiled_functions():
+    if testing.BACKEND == "jax":
+        assert _compat.xla_compiles()
+        return
+    if testing.BACKEND != "tensorflow":
+        assert not _compat.xla_compiles()
+        return
+    import tensorflow as tf
+
+    def seen():
+        return tf.constant(_compat.xla_compiles())
+
+    assert not _compat.xla_compiles()
+    assert not bool(tf.function(seen)())
+    assert bool(tf.function(seen, jit_compile=True)())
 
 
 def test_no_other_module_imports_keras_src():

@@ -1,4 +1,4 @@
-"""The Gaussian (Box-Muller on TensorFlow) and bit-packed Rademacher draws."""
+"""The Gaussian draws (Box-Muller on TensorFlow, the 16-bit table under XLA) and bit-packed Rademacher signs."""
 
 import keras
 import numpy as np
@@ -58,3 +58,74 @@ def test_draws_work_with_dynamic_batch_dimension():
         lambda x: rng.normal(keras.ops.shape(x), keras.random.SeedGenerator(0))
     )(layer_input)
     assert tuple(outputs.shape) == (None, 3)
+
+
+def test_normal_table_is_a_unit_normal_quantization():
+    table = rng.normal_table().astype("float64")
+    assert table.shape == (2**16,) and rng.normal_table().dtype == "float32"
+    np.testing.assert_array_equal(table, -table[::-1])
+    assert np.all(np.diff(table) > 0)
+    assert abs(np.mean(table**2) - 1.0) < 1e-6
+    # Kurtosis of N(0, 1) less the cut tails (a few 1e-4), and the largest value.
+    assert 2.999 < np.mean(table**4) < 3.0
+    assert 4.3 < table[-1] < 4.5
+    # Entry i is the normal's conditional mean on the cell of CDF [i, i + 1] / 2**16.
+    cells = np.arange(2**16)
+    cdf = stats.norm.cdf(table)
+    assert np.all(cdf > cells / 2**16) and np.all(cdf < (cells + 1) / 2**16)
+
+
+def _compiled_normal(shape, seed, **kwargs):
+    """`rng.normal` (or `coarse_normal`, with `stddev`) as XLA compiles it."""
+    draw = rng.coarse_normal if "stddev" in kwargs else rng.normal
+    if testing.BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda: draw(shape, seed, **kwargs), jit_compile=True)()
+    if testing.BACKEND == "jax":
+        import jax
+
+        return jax.jit(lambda state: draw(shape, rng.PredrawnSeed(state), **kwargs))(
+            seed.next()
+        )
+    pytest.skip("XLA-compiled draws are JAX and TensorFlow's")
+
+
+def test_table_draw_statistics_at_a_million():
+    n = 1_000_000
+    values = testing.to_numpy(
+        _compiled_normal((n,), keras.random.SeedGenerator(11))
+    ).astype("float64")
+    table = rng.normal_table()
+    assert np.isin(values[:1000], table).all()
+    assert abs(values.mean()) < 5 / np.sqrt(n)
+    assert abs(values.var() - 1.0) < 5 * np.sqrt(2.0 / n)
+    assert abs(stats.kurtosis(values, fisher=False) - 3.0) < 5 * np.sqrt(24.0 / n)
+    assert stats.kstest(values, "norm").pvalue > 1e-4
+    # Tail counts against the normal's (binomial tolerances, 5 sigma).
+    for cut in (2.0, 3.0, 4.0):
+        p = 2 * stats.norm.sf(cut)
+        count = np.sum(np.abs(values) > cut)
+        assert abs(count - n * p) < 5 * np.sqrt(n * p * (1 - p)) + 1, (cut, count)
+    # The two 16-bit halves of each word are independent (neighbours in the
+    # output), and so are neighbouring words.
+    for lag in (1, 2):
+        assert abs(np.corrcoef(values[:-lag], values[lag:])[0, 1]) < 5 / np.sqrt(n)
+    # Each index is uniform over the 2**16 cells: a chi-square over 64 bins of
+    # equal probability (1024 cells each).
+    bins = np.searchsorted(table, values) // 1024
+    counts = np.bincount(bins, minlength=64)
+    assert stats.chisquare(counts).pvalue > 1e-4
+
+
+def test_table_draw_seeding_shapes_and_scale():
+    first = _compiled_normal((317, 251), keras.random.SeedGenerator(3))
+    again = _compiled_normal((317, 251), keras.random.SeedGenerator(3))
+    other = _compiled_normal((317, 251), keras.random.SeedGenerator(4))
+    assert tuple(first.shape) == (317, 251)
+    np.testing.assert_array_equal(testing.to_numpy(first), testing.to_numpy(again))
+    assert not np.allclose(testing.to_numpy(first), testing.to_numpy(other))
+    # An odd size uses half of the last word; the scale goes into the table.
+    scaled = _compiled_normal((7,), keras.random.SeedGenerator(3), stddev=0.5)
+    unit = _compiled_normal((7,), keras.random.SeedGenerator(3))
+    np.testing.assert_allclose(testing.to_numpy(scaled), 0.5 * testing.to_numpy(unit))
