@@ -211,3 +211,50 @@ def test_cost_analysis_keras_reference(tmp_path):
         assert entry["flops"] > 4 * 128 * entry["parameters"]
     name = f"cost_analysis_{keras.backend.backend()}.md"
     assert (tmp_path / name).read_text().startswith("# ")
+
+
+def test_profile_xla_step_kinds_from_fused_opcodes():
+    from benchmarks import profile_xla_step
+
+    hlo = "\n".join(
+        [
+            "%fused_draw (p: u32[4]) -> f32[4] {",
+            "  %iota.1 = u32[4]{0} iota(), iota_dimension=0",
+            "  ROOT %gather.1 = f32[4]{0} gather(%p, %iota.1)",
+            "}",
+            "%fused_softplus (p: f32[4]) -> f32[4] {",
+            "  ROOT %log1p.1 = f32[4]{0} log-plus-one(%p)",
+            "}",
+            "%fused_adam (p: f32[4]) -> f32[4] {",
+            "  ROOT %sqrt.1 = f32[4]{0} sqrt(%p)",
+            "}",
+            "ENTRY %main (p0: f32[4]) -> f32[4] {",
+            "  %p0 = f32[4]{0} parameter(0)",
+            '  %d = f32[4]{0} fusion(%p0), kind=kLoop, calls=%fused_draw, metadata={op_name="jit(train_step)/jvp(dense)/mul"}',
+            '  %s = f32[4]{0} fusion(%p0), kind=kLoop, calls=%fused_softplus, metadata={op_name="jit(train_step)/jvp(dense)/log1p"}',
+            '  %a = f32[4]{0} fusion(%p0), kind=kLoop, calls=%fused_adam, metadata={op_name="jit(train_step)/adam/sub"}',
+            "  %m = f32[4]{0} dot(%p0, %p0), lhs_contracting_dims={0}",
+            "  ROOT %c = f32[4]{0} copy(%m)",
+            "}",
+        ]
+    )
+    kinds = profile_xla_step.instruction_kinds(hlo)
+    assert kinds == {
+        "p0": "other",
+        "d": "noise draw",
+        "s": "softplus / KL / variance",
+        "a": "optimizer",
+        "m": "matmul",
+        "c": "copy",
+    }
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX profiler trace")
+def test_profile_xla_step_times_the_keras_step():
+    from benchmarks import profile_xla_step
+
+    times = profile_xla_step.profile_variant("keras", steps=2)
+    assert set(times) == set(profile_xla_step.KINDS)
+    # The Dense step is mostly its matmuls and Adam; it draws nothing.
+    assert times["matmul"] > 0 and times["optimizer"] > 0
+    assert times["noise draw"] < 0.1 * times["matmul"]
