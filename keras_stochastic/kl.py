@@ -112,7 +112,9 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
     def stats(mean, rho):
         stddev = softplus(rho) + STDDEV_FLOOR
         variance = ops.square(stddev)
-        if _compat.xla_compiles():
+        # The forward and backward ops are built in the same (XLA or not) context.
+        compiled = _compat.xla_compiles()
+        if compiled:
             # One reduction over one fused elementwise pass (XLA does not
             # always merge three sums into one loop): the formula is linear
             # in the sums, so the log sum can carry the other two.
@@ -145,7 +147,7 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
             else:
                 d_stddev = stddev * scale + d_out
             d_stddev = d_stddev - d_kl / stddev
-            if _compat.xla_compiles():
+            if compiled:
                 # sigmoid(rho) as a division: XLA does not copy a division
                 # into each consumer, so the gradient is computed once
                 # instead of again inside each of Adam's fusions.

@@ -125,19 +125,24 @@ def _num_elements(shape):
     return size
 
 
+def _philox(shape, seed, minval, maxval, dtype):
+    """TensorFlow's stateless Philox draw in [minval, maxval), seeded from `seed`."""
+    import tensorflow as tf
+
+    return tf.random.stateless_uniform(
+        shape,
+        seed=_tensorflow_seed(seed),
+        minval=minval,
+        maxval=maxval,
+        dtype=dtype,
+        alg="philox",
+    )
+
+
 def uniform(shape, seed, dtype="float32", minval=0.0, maxval=1.0):
     """Uniform draws in [minval, maxval)."""
     if _is_tensorflow():
-        import tensorflow as tf
-
-        return tf.random.stateless_uniform(
-            shape,
-            seed=_tensorflow_seed(seed),
-            minval=minval,
-            maxval=maxval,
-            dtype=dtype,
-            alg="philox",
-        )
+        return _philox(shape, seed, minval, maxval, dtype)
     return keras.random.uniform(shape, minval, maxval, seed=seed, dtype=dtype)
 
 
@@ -151,16 +156,7 @@ def random_bits(shape, seed, bits):
     """
     maxval = min(2**bits, 2**31 - 1)
     if _is_tensorflow():
-        import tensorflow as tf
-
-        return tf.random.stateless_uniform(
-            shape,
-            seed=_tensorflow_seed(seed),
-            minval=0,
-            maxval=maxval,
-            dtype="int32",
-            alg="philox",
-        )
+        return _philox(shape, seed, 0, maxval, "int32")
     if keras.backend.backend() == "jax":
         # The top `bits` bits of one threefry word each (`jax.random.randint`
         # spends two words on every bounded integer).
@@ -171,16 +167,8 @@ def random_bits(shape, seed, bits):
 def _words(shape, seed):
     """32 random bits per element (JAX: uint32 from threefry; TensorFlow: int32 from Philox)."""
     if _is_tensorflow():
-        import tensorflow as tf
-
-        return tf.random.stateless_uniform(
-            shape,
-            seed=_tensorflow_seed(seed),
-            minval=None,
-            maxval=None,
-            dtype="int32",
-            alg="philox",
-        )
+        # No bounds: every int32 value, all 32 bits random.
+        return _philox(shape, seed, None, None, "int32")
     import jax
 
     return jax.random.bits(seed.next(), shape, "uint32")
