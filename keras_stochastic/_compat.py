@@ -21,8 +21,9 @@ variable tracker Keras locks after `build` (`Layer._tracker`), and
 `own_variables` lists the variables a layer saves itself
 (`Layer._trainable_variables` and `_non_trainable_variables`).
 `xla_compiles` reads TensorFlow's private XLA context, which tells
-`keras_stochastic.rng` and `keras_stochastic.kl` whether the ops they build
-will be compiled by XLA (elementwise work is costed differently there).
+`keras_stochastic.rng`, `keras_stochastic.kl` and `_reductions` whether the
+ops they build will be compiled by XLA (elementwise work and reductions are
+costed differently there).
 `tests/compat_test.py` fails loudly if a Keras release moves any of them.
 """
 

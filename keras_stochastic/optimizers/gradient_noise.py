@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_stochastic import _compat
 from keras_stochastic import _distribute
+from keras_stochastic import _reductions
 from keras_stochastic import _validation
 from keras_stochastic import rng
 
@@ -306,8 +307,8 @@ class GradientNoise(keras.optimizers.Optimizer):
         target = grad if self.scale_by == "gradient" else variable
         target = ops.cast(target, "float32")
         size = math.prod(variable.shape)
-        flat = ops.reshape(target, (-1,))
-        std = self.scale * ops.sqrt(ops.vdot(flat, flat) / (size * replicas))
+        squares = _reductions.total(ops.square(target))
+        std = self.scale * ops.sqrt(squares / (size * replicas))
         factor = self.inner_optimizer.loss_scale_factor
         if self.scale_by == "parameter" and factor is not None:
             # The inner optimizer divides everything it receives by its loss
