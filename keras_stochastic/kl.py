@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_stochastic import _compat
+from keras_stochastic import _reductions
 from keras_stochastic import _validation
 from keras_stochastic import rng
 
@@ -23,7 +24,22 @@ def softplus(values):
     Exact and overflow-free; TensorFlow's `Softplus` kernel is several times
     slower on CPU for weight-sized tensors.
     """
-    return ops.relu(values) + ops.log1p(ops.exp(-ops.abs(values)))
+    return _softplus_and_decay(values)[0]
+
+
+def _softplus_and_decay(values):
+    """`(softplus(values), exp(-|values|))`: the exponential also gives the sigmoid."""
+    decay = ops.exp(-ops.abs(values))
+    return ops.relu(values) + ops.log1p(decay), decay
+
+
+def _times_sigmoid(x, values, decay):
+    """`x * sigmoid(values)` from `decay = exp(-|values|)`, with no transcendental function.
+
+    Written as a division last: XLA does not copy a division into each of
+    its consumers' loops.
+    """
+    return (x * ops.where(values >= 0, 1.0, decay)) / (1.0 + decay)
 
 
 def _normal_kl_from_sums(
@@ -110,10 +126,19 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
 
     @ops.custom_gradient
     def stats(mean, rho):
-        stddev = softplus(rho) + STDDEV_FLOOR
-        variance = ops.square(stddev)
         # The forward and backward ops are built in the same (XLA or not) context.
         compiled = _compat.xla_compiles()
+        if compiled and square:
+            # The gradient's sigmoid from softplus's own exponential: one
+            # transcendental function per weight fewer, for one more
+            # weight-sized buffer. Measured faster under XLA for the
+            # variance output; with the standard deviation output, which
+            # meets the noise draw in one fusion, XLA's step was slower.
+            positive, decay = _softplus_and_decay(rho)
+        else:
+            positive, decay = softplus(rho), None
+        stddev = positive + STDDEV_FLOOR
+        variance = ops.square(stddev)
         if compiled:
             # One reduction over one fused elementwise pass (XLA does not
             # always merge three sums into one loop): the formula is linear
@@ -121,7 +146,9 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
             terms = ops.log(stddev) - (0.5 * inverse_prior_variance) * (
                 variance + ops.square(mean)
             )
-            kl = _normal_kl_from_sums(size, ops.sum(terms), 0.0, 0.0, prior_stddev)
+            kl = _normal_kl_from_sums(
+                size, _reductions.total(terms), 0.0, 0.0, prior_stddev
+            )
         else:
             kl = _normal_kl_from_sums(
                 size,
@@ -147,6 +174,8 @@ def normal_kl_fused(mean, rho, prior_stddev, square):
             else:
                 d_stddev = stddev * scale + d_out
             d_stddev = d_stddev - d_kl / stddev
+            if decay is not None:
+                return scale * mean, _times_sigmoid(d_stddev, rho, decay)
             if compiled:
                 # sigmoid(rho) as a division: XLA does not copy a division
                 # into each consumer, so the gradient is computed once

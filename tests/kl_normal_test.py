@@ -130,3 +130,36 @@ def test_fused_posterior_gradient_matches_autodiff(square):
         testing.gradients(fused, mean, rho), testing.gradients(plain, mean, rho)
     ):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_fused_gradient_under_xla_matches_autodiff(square):
+    # Under XLA the variance output takes the gradient's sigmoid from
+    # softplus's own exponential (both signs of rho, and far tails where
+    # exp(-|rho|) underflows to 0), and the KL sum may be a matrix-vector
+    # product: the gradients stay those of the plain formula.
+    from keras import ops
+
+    rng = np.random.default_rng(7)
+    mean = rng.normal(size=(256, 160))
+    rho = rng.normal(-1.0, 3.0, size=(256, 160))
+    rho[0, :6] = [-120.0, -30.0, -1e-8, 0.0, 1e-8, 120.0]
+    weights = rng.normal(size=(256, 160)).astype("float32")
+    prior = 0.6
+
+    def fused(mean, rho):
+        out, kl = ks.kl.normal_kl_fused(mean, rho, prior, square)
+        return ops.sum(out * weights) + 0.3 * kl
+
+    def plain(mean, rho):
+        stddev = ops.softplus(rho) + ks.kl.STDDEV_FLOOR
+        out = ops.square(stddev) if square else stddev
+        return ops.sum(out * weights) + 0.3 * ks.kl.normal_kl(mean, stddev, prior)
+
+    got = testing.gradients(fused, mean, rho, compiled=True)
+    expected = testing.gradients(plain, mean, rho)
+    for g, e in zip(got, expected, strict=True):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-6)
+    # At rho = -120 the sigmoid is exactly 0: no gradient reaches rho.
+    assert got[1][0, 0] == 0.0

@@ -49,20 +49,30 @@ def sample_tolerance(std, n, sigmas=5.0):
     return sigmas * std / np.sqrt(n)
 
 
-def gradients(fn, *args):
-    """Gradients of the scalar `fn(*args)` w.r.t. each NumPy argument."""
+def gradients(fn, *args, compiled=False):
+    """Gradients of the scalar `fn(*args)` w.r.t. each NumPy argument.
+
+    With `compiled=True` the value and gradients are computed inside one
+    XLA-compiled function (`tf.function(jit_compile=True)`, `jax.jit`).
+    """
     args = [np.asarray(a, "float32") for a in args]
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        tensors = [tf.constant(a) for a in args]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            value = fn(*tensors)
-        return [np.asarray(g) for g in tape.gradient(value, tensors)]
+        def value_and_gradients(*tensors):
+            with tf.GradientTape() as tape:
+                tape.watch(tensors)
+                value = fn(*tensors)
+            return tape.gradient(value, list(tensors))
+
+        if compiled:
+            value_and_gradients = tf.function(value_and_gradients, jit_compile=True)
+        grads = value_and_gradients(*[tf.constant(a) for a in args])
+        return [np.asarray(g) for g in grads]
     if BACKEND == "jax":
         import jax
 
-        grads = jax.grad(lambda *a: fn(*a), argnums=tuple(range(len(args))))(*args)
+        gradient = jax.grad(lambda *a: fn(*a), argnums=tuple(range(len(args))))
+        grads = (jax.jit(gradient) if compiled else gradient)(*args)
         return [np.asarray(g) for g in grads]
     pytest.skip(f"no gradient helper for backend {BACKEND}")
