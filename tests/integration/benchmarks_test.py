@@ -15,6 +15,7 @@ from benchmarks import predict_mc
 from benchmarks import profile_step
 from benchmarks import rnn_step
 from benchmarks import train_step
+from benchmarks import variance_matmul
 from tests.testing import tensorflow_only
 
 
@@ -251,3 +252,14 @@ def test_evolution_throughput_tiny():
         _common.environment(), _common.versions(), rows, 4
     )
     assert "| small | 8 |" in text and "skipped" in text
+
+
+def test_variance_matmul_tiny(tmp_path):
+    variance_matmul.main(
+        ["--rounds=1", "--calls=1", f"--output-dir={tmp_path}", "--name=vm"]
+    )
+    payload = _read(tmp_path, "vm")
+    assert set(payload["median_ms"]) >= {"forward float32", "forward bfloat16"}
+    errors = payload["variance_relative_error"]
+    # bfloat16 keeps 8 bits of mantissa, float32 24.
+    assert errors["float32"]["max"] < 1e-5 < errors["bfloat16"]["median"] < 1e-2
