@@ -107,10 +107,13 @@ def test_table_draw_statistics_at_a_million():
         p = 2 * stats.norm.sf(cut)
         count = np.sum(np.abs(values) > cut)
         assert abs(count - n * p) < 5 * np.sqrt(n * p * (1 - p)) + 1, (cut, count)
-    # The two 16-bit halves of each word are independent (neighbours in the
-    # output), and so are neighbouring words.
-    for lag in (1, 2):
-        assert abs(np.corrcoef(values[:-lag], values[lag:])[0, 1]) < 5 / np.sqrt(n)
+    # Neighbouring words are independent, and so are the two 16-bit halves
+    # of each word (the first and second halves of the output).
+    half = n // 2
+    for lag in (1, 2, half):
+        assert abs(np.corrcoef(values[:-lag], values[lag:])[0, 1]) < 5 / np.sqrt(
+            n - lag
+        )
     # Each index is uniform over the 2**16 cells: a chi-square over 64 bins of
     # equal probability (1024 cells each).
     bins = np.searchsorted(table, values) // 1024
@@ -129,3 +132,35 @@ def test_table_draw_seeding_shapes_and_scale():
     scaled = _compiled_normal((7,), keras.random.SeedGenerator(3), stddev=0.5)
     unit = _compiled_normal((7,), keras.random.SeedGenerator(3))
     np.testing.assert_allclose(testing.to_numpy(scaled), 0.5 * testing.to_numpy(unit))
+
+
+def _compiled_words(shape, seed):
+    """`rng._words` as XLA compiles it (with integer views of both backends' words)."""
+    if testing.BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda: rng._words(shape, seed), jit_compile=True)()
+    if testing.BACKEND == "jax":
+        import jax
+
+        return jax.jit(lambda state: rng._words(shape, rng.PredrawnSeed(state)))(
+            seed.next()
+        )
+    pytest.skip("XLA-compiled draws are JAX and TensorFlow's")
+
+
+def test_random_words_are_uniform_bits_and_fresh_per_draw():
+    n = 500_000
+    generator = keras.random.SeedGenerator(21)
+    first = testing.to_numpy(_compiled_words((n,), generator)).astype("uint32")
+    second = testing.to_numpy(_compiled_words((n,), generator)).astype("uint32")
+    bits = (first[:, None] >> np.arange(32, dtype="uint32")) & 1
+    # Every one of the 32 bits is balanced (5 binomial standard errors).
+    assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 5 * 0.5 / np.sqrt(n))
+    # The top byte is uniform over its 256 values.
+    assert stats.chisquare(np.bincount(first >> 24, minlength=256)).pvalue > 1e-4
+    # Successive draws from one generator are new words, unrelated to the last.
+    assert np.mean(first == second) < 1e-3
+    signed = [w.astype("float64") - 2.0**31 for w in (first, second)]
+    assert abs(np.corrcoef(*signed)[0, 1]) < 5 / np.sqrt(n)
+    assert abs(np.corrcoef(signed[0][:-1], signed[0][1:])[0, 1]) < 5 / np.sqrt(n)
