@@ -233,7 +233,10 @@ class GradientNoise(keras.optimizers.Optimizer):
             def update(grads):
                 self._apply(grads, variables)
 
-            function = tf.function(update, jit_compile=True)
+            # No autograph: the update has no Python control flow on
+            # tensors, and converting the inner optimizer's code call by
+            # call made the first train step take half a minute.
+            function = tf.function(update, jit_compile=True, autograph=False)
             self._fused_functions[key] = function
         function(list(grads))
 
