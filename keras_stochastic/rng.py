@@ -31,10 +31,11 @@ cost of a stochastic layer (see `benchmarks/RESULTS.md`):
   2**-23 resolution and so a |z| <= 5.6 tail truncation. So on TensorFlow the
   same seed gives different Gaussian noise with and without XLA (each draw is
   exact for its own distribution; the uniform and integer draws are equal).
-- On JAX the random words come from XLA's own threefry generator
-  (`jax.lax.rng_bit_generator` with `RNG_THREE_FRY`, keyed by the caller's
-  seed): the threefry2x32 of `jax.random.bits`, which XLA's CPU code runs
-  about three times as fast. JAX marks `rng_bit_generator` experimental,
+- On JAX the random words of the table draw and of single draws per word
+  come from XLA's own threefry generator (`jax.lax.rng_bit_generator` with
+  `RNG_THREE_FRY`, keyed by the caller's seed): the threefry2x32 of
+  `jax.random.bits`, which XLA's CPU code runs about three times as fast.
+  Rademacher signs, 16 from each word, keep `jax.random.bits` (see `_words`). JAX marks `rng_bit_generator` experimental,
   and XLA guarantees its output only as a deterministic function of the
   seed, not across XLA releases or backends: the same seed can give other
   noise after a JAX upgrade or on another kind of device.
