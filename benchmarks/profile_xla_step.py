@@ -1,12 +1,19 @@
-"""Where a compiled JAX train step's time goes: per-XLA-op timing by kind.
+"""Where an XLA-compiled train step's time goes: per-XLA-op timing by kind.
 
-For the 784-1024-1024-10 MLP (batch 128, Adam) of `benchmarks.train_step`,
-Keras's JAX `train_step` is jitted as `fit` jits it (the state donated),
-run for a few warm-up steps, then traced with `jax.profiler` for `--steps`
-steps. Every XLA CPU thunk in the trace (a fusion, a matmul, a copy) is
-matched to its instruction in the optimized HLO, whose `op_name` metadata
-says which JAX operation it was lowered from, and its time is summed by
-kind:
+For the 784-1024-1024-10 MLP (batch 128, Adam) of `benchmarks.train_step`:
+
+- JAX: Keras's `train_step` is jitted as `fit` jits it (the state donated),
+  run for a few warm-up steps, then traced with `jax.profiler` for
+  `--steps` steps;
+- TensorFlow: Keras's `train_step` is wrapped in
+  `tf.function(jit_compile=True)` (what `fit` compiles with
+  `jit_compile=True`), run for a few warm-up steps, then traced with the
+  TensorFlow profiler, whose host trace carries one event per XLA CPU thunk.
+
+Every XLA CPU thunk in the trace (a fusion, a matmul, a copy) is matched to
+its instruction in the optimized HLO of the same compiled function, whose
+`op_name` metadata says which operation it was lowered from, and its time
+is summed by kind:
 
 - matmul: `dot` instructions and the matmul fusions XLA hands to its CPU
   library (forward, input gradient and weight gradient);
@@ -27,6 +34,7 @@ the shares are what to read (step wall times are in `train_step`).
 Usage, from the repository root:
 
     KERAS_BACKEND=jax PYTHONPATH=. python -m benchmarks.profile_xla_step
+    PYTHONPATH=. python -m benchmarks.profile_xla_step
 """
 
 import argparse
@@ -120,13 +128,67 @@ def kind(opcode, op_name, inside, library_matmul=False):
 
 
 def profile_variant(variant, steps, batch_size=128):
-    """Milliseconds per step by kind, and the step count, for one variant."""
-    import jax
-
+    """Milliseconds per step by kind, for one variant."""
     model, _ = train_step.build_model(variant, "mlp", (1024, 1024), jit_compile=True)
     x, y = train_step._data("mlp", 1)
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     data = (x[:batch_size], y[:batch_size])
+    if keras.backend.backend() == "tensorflow":
+        durations = _tensorflow_thunk_times(model, data, steps)
+    else:
+        durations = _jax_thunk_times(model, data, steps)
+    totals = collections.Counter()
+    for kind_name, duration in durations:
+        totals[kind_name] += duration / steps
+    return {k: round(totals.get(k, 0.0), 3) for k in KINDS}
+
+
+def _tensorflow_thunk_times(model, data, steps):
+    """`[(kind, ms)]` of the XLA thunks of `steps` profiled TensorFlow steps."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    data = tuple(tf.constant(a) for a in data)
+    step = tf.function(model.train_step, jit_compile=True)
+    names = instruction_kinds(
+        step.experimental_get_compiler_ir(data)(stage="optimized_hlo")
+    )
+    for _ in range(3):
+        step(data)
+    with tempfile.TemporaryDirectory() as directory:
+        tf.profiler.experimental.start(directory)
+        for _ in range(steps):
+            step(data)
+        tf.profiler.experimental.stop()
+        (path,) = glob.glob(f"{directory}/**/*.xplane.pb", recursive=True)
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as file:
+            space.ParseFromString(file.read())
+    durations = []
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if name in names:
+                    durations.append((names[name], event.duration_ps / 1e9))
+    _check_matched(durations, "tensorflow")
+    return durations
+
+
+def _check_matched(durations, library):
+    if not durations:
+        raise RuntimeError(
+            "The profiler trace has no XLA op events to match: this "
+            f"{library} does not trace CPU thunks."
+        )
+
+
+def _jax_thunk_times(model, data, steps):
+    """`[(kind, ms)]` of the XLA thunks of `steps` profiled JAX steps."""
+    import jax
+
     state = jax.tree.map(lambda a: a.copy(), cost_analysis._state(model))
     # One compilation: the executable that runs is the one whose HLO names
     # the trace's thunks.
@@ -143,24 +205,19 @@ def profile_variant(variant, steps, batch_size=128):
         (path,) = glob.glob(f"{directory}/**/*.trace.json.gz", recursive=True)
         with gzip.open(path) as file:
             events = json.load(file)["traceEvents"]
-    totals = collections.Counter()
-    matched = 0
-    for event in events:
-        if event.get("ph") != "X" or event.get("name") not in names:
-            continue
-        matched += 1
-        totals[names[event["name"]]] += event["dur"] / 1000.0 / steps
-    if not matched:
-        raise RuntimeError(
-            "The profiler trace has no XLA op events to match: this jax/jaxlib "
-            "does not trace CPU thunks."
-        )
-    return {k: round(totals.get(k, 0.0), 3) for k in KINDS}
+    durations = [
+        (names[event["name"]], event["dur"] / 1000.0)
+        for event in events
+        if event.get("ph") == "X" and event.get("name") in names
+    ]
+    _check_matched(durations, "jax/jaxlib")
+    return durations
 
 
 def _markdown(payload):
+    backend = payload["environment"]["backend"]
     header = _common.header_markdown(
-        "XLA op time by kind, JAX train step (MLP 784-1024-1024-10, batch 128)",
+        f"XLA op time by kind, {backend} train step (MLP 784-1024-1024-10, batch 128)",
         payload["environment"],
         payload["versions"],
     )
@@ -178,13 +235,15 @@ def main(argv=None):
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--output-dir", default=_common.DEFAULT_OUTPUT_DIR)
-    parser.add_argument("--name", default="profile_xla_step_jax")
+    parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    if keras.backend.backend() != "jax":
+    backend = keras.backend.backend()
+    if backend not in ("jax", "tensorflow"):
         parser.error(
-            "profile_xla_step runs on the JAX backend (set KERAS_BACKEND=jax). "
-            f"Received: backend={keras.backend.backend()!r}"
+            "profile_xla_step runs on the JAX and TensorFlow backends. "
+            f"Received: backend={backend!r}"
         )
+    name = args.name or f"profile_xla_step_{backend}"
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(train_step.ALL_VARIANTS))
     if unknown or args.steps < 1:
@@ -203,7 +262,7 @@ def main(argv=None):
         "steps": args.steps,
         "results": results,
     }
-    _common.write_outputs(args.output_dir, args.name, payload, _markdown(payload))
+    _common.write_outputs(args.output_dir, name, payload, _markdown(payload))
     return payload
 
 
