@@ -122,8 +122,8 @@ def build_model(variant, hidden=(1024, 1024)):
     return model
 
 
-def read_op_events(log_dir):
-    """`[(op_name, op_type, duration_ms)]` of TF ops on the executor threads."""
+def host_events(log_dir):
+    """`[(thread line, event name, duration_ms)]` of the host CPU trace the TF profiler wrote."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     paths = glob.glob(os.path.join(log_dir, "**", "*.xplane.pb"), recursive=True)
@@ -132,20 +132,28 @@ def read_op_events(log_dir):
     space = xplane_pb2.XSpace()
     with open(sorted(paths)[-1], "rb") as f:
         space.ParseFromString(f.read())
+    return [
+        (
+            line.name,
+            plane.event_metadata[event.metadata_id].name,
+            event.duration_ps / 1e9,
+        )
+        for plane in space.planes
+        if plane.name == "/host:CPU"
+        for line in plane.lines
+        for event in line.events
+    ]
+
+
+def read_op_events(log_dir):
+    """`[(op_name, op_type, duration_ms)]` of TF ops on the executor threads."""
     events = []
-    for plane in space.planes:
-        if plane.name != "/host:CPU":
+    for line, name, duration in host_events(log_dir):
+        # TF op events are named "<op name>:<op type>".
+        if not line.startswith("tf_Compute") or ":" not in name or "::" in name:
             continue
-        for line in plane.lines:
-            if not line.name.startswith("tf_Compute"):
-                continue
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                # TF op events are named "<op name>:<op type>".
-                if ":" not in name or "::" in name:
-                    continue
-                op_name, op_type = name.rsplit(":", 1)
-                events.append((op_name, op_type, event.duration_ps / 1e9))
+        op_name, op_type = name.rsplit(":", 1)
+        events.append((op_name, op_type, duration))
     return events
 
 

@@ -146,7 +146,8 @@ def profile_variant(variant, steps, batch_size=128):
 def _tensorflow_thunk_times(model, data, steps):
     """`[(kind, ms)]` of the XLA thunks of `steps` profiled TensorFlow steps."""
     import tensorflow as tf
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from benchmarks import profile_step
 
     data = tuple(tf.constant(a) for a in data)
     step = tf.function(model.train_step, jit_compile=True)
@@ -160,19 +161,11 @@ def _tensorflow_thunk_times(model, data, steps):
         for _ in range(steps):
             step(data)
         tf.profiler.experimental.stop()
-        (path,) = glob.glob(f"{directory}/**/*.xplane.pb", recursive=True)
-        space = xplane_pb2.XSpace()
-        with open(path, "rb") as file:
-            space.ParseFromString(file.read())
-    durations = []
-    for plane in space.planes:
-        if plane.name != "/host:CPU":
-            continue
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                if name in names:
-                    durations.append((names[name], event.duration_ps / 1e9))
+        durations = [
+            (names[name], duration)
+            for _, name, duration in profile_step.host_events(directory)
+            if name in names
+        ]
     _check_matched(durations, "tensorflow")
     return durations
 

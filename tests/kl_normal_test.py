@@ -102,15 +102,9 @@ def test_layer_kl_is_the_normal_kl_of_its_posterior():
     assert math.isfinite(expected)
 
 
-@pytest.mark.parametrize("square", [False, True])
-def test_fused_posterior_gradient_matches_autodiff(square):
+def _fused_and_plain(weights, square, prior=0.6):
+    """A scalar of the fused posterior op's outputs, and the same from the plain formulas."""
     from keras import ops
-
-    rng = np.random.default_rng(4)
-    mean = rng.normal(size=(5, 4))
-    rho = rng.normal(-1.0, 1.5, size=(5, 4))
-    weights = rng.normal(size=(5, 4)).astype("float32")
-    prior = 0.6
 
     def fused(mean, rho):
         out, kl = ks.kl.normal_kl_fused(mean, rho, prior, square)
@@ -121,6 +115,15 @@ def test_fused_posterior_gradient_matches_autodiff(square):
         out = ops.square(stddev) if square else stddev
         return ops.sum(out * weights) + 0.3 * ks.kl.normal_kl(mean, stddev, prior)
 
+    return fused, plain
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_fused_posterior_gradient_matches_autodiff(square):
+    rng = np.random.default_rng(4)
+    mean = rng.normal(size=(5, 4))
+    rho = rng.normal(-1.0, 1.5, size=(5, 4))
+    fused, plain = _fused_and_plain(rng.normal(size=(5, 4)).astype("float32"), square)
     np.testing.assert_allclose(
         float(testing.to_numpy(fused(mean.astype("float32"), rho.astype("float32")))),
         float(testing.to_numpy(plain(mean.astype("float32"), rho.astype("float32")))),
@@ -138,24 +141,12 @@ def test_fused_gradient_under_xla_matches_autodiff(square):
     # softplus's own exponential (both signs of rho, and far tails where
     # exp(-|rho|) underflows to 0), and the KL sum may be a matrix-vector
     # product: the gradients stay those of the plain formula.
-    from keras import ops
-
     rng = np.random.default_rng(7)
     mean = rng.normal(size=(256, 160))
     rho = rng.normal(-1.0, 3.0, size=(256, 160))
     rho[0, :6] = [-120.0, -30.0, -1e-8, 0.0, 1e-8, 120.0]
     weights = rng.normal(size=(256, 160)).astype("float32")
-    prior = 0.6
-
-    def fused(mean, rho):
-        out, kl = ks.kl.normal_kl_fused(mean, rho, prior, square)
-        return ops.sum(out * weights) + 0.3 * kl
-
-    def plain(mean, rho):
-        stddev = ops.softplus(rho) + ks.kl.STDDEV_FLOOR
-        out = ops.square(stddev) if square else stddev
-        return ops.sum(out * weights) + 0.3 * ks.kl.normal_kl(mean, stddev, prior)
-
+    fused, plain = _fused_and_plain(weights, square)
     got = testing.gradients(fused, mean, rho, compiled=True)
     expected = testing.gradients(plain, mean, rho)
     for g, e in zip(got, expected, strict=True):
