@@ -19,9 +19,10 @@ cost of a stochastic layer (see `benchmarks/RESULTS.md`):
   a table draw: each 32-bit random word gives two 16-bit indices into
   `normal_table()`, the conditional means of N(0, 1) on 2**16 cells of equal
   probability (the low halves of the words make the first half of the
-  values, the high halves the second). That is half the random bits of an inverse-CDF or Box-Muller
-  draw and no transcendental function per value (XLA's CPU code for `log`,
-  `sin`, `cos` and `erf_inv` costs more than the bits). The table has mean 0
+  values, the high halves the second). That is half the random bits of an
+  inverse-CDF or Box-Muller draw and no transcendental function per value
+  (XLA's CPU code for `log`, `sin`, `cos` and `erf_inv` costs more than the
+  bits). The table has mean 0
   and variance 1 (to float32 rounding), kurtosis 2.9998, its largest value is
   4.39 (the normal tail beyond it has mass 1.1e-5), and its CDF is within
   2**-16 of the normal CDF.
@@ -31,14 +32,15 @@ cost of a stochastic layer (see `benchmarks/RESULTS.md`):
   2**-23 resolution and so a |z| <= 5.6 tail truncation. So on TensorFlow the
   same seed gives different Gaussian noise with and without XLA (each draw is
   exact for its own distribution; the uniform and integer draws are equal).
-- On JAX the random words of the table draw and of single draws per word
-  come from XLA's own threefry generator (`jax.lax.rng_bit_generator` with
-  `RNG_THREE_FRY`, keyed by the caller's seed): the threefry2x32 of
-  `jax.random.bits`, which XLA's CPU code runs about three times as fast.
-  Rademacher signs, 16 from each word, keep `jax.random.bits` (see `_words`). JAX marks `rng_bit_generator` experimental,
-  and XLA guarantees its output only as a deterministic function of the
-  seed, not across XLA releases or backends: the same seed can give other
-  noise after a JAX upgrade or on another kind of device.
+- On JAX the table draw's random words come from XLA's own threefry
+  generator (`jax.lax.rng_bit_generator` with `RNG_THREE_FRY`, keyed by the
+  caller's seed): the threefry2x32 of `jax.random.bits`, which XLA's CPU
+  code runs about three times as fast. Integer draws (Rademacher signs, 16
+  from each word) keep `jax.random.bits` (see `random_bits`). JAX marks
+  `rng_bit_generator` experimental, and XLA guarantees its output only as a
+  deterministic function of the seed, not across XLA releases or backends:
+  the same seed can give other noise after a JAX upgrade or on another kind
+  of device.
 - On other backends Gaussian noise is `keras.random.normal`.
 
 Under `tf.distribute` strategies the replica id is folded into every seed on
@@ -155,43 +157,42 @@ def uniform(shape, seed, dtype="float32", minval=0.0, maxval=1.0):
     return keras.random.uniform(shape, minval, maxval, seed=seed, dtype=dtype)
 
 
-def random_bits(shape, seed, bits, unpacked=False):
+def random_bits(shape, seed, bits):
     """Uniform int32 integers in [0, 2**bits): `bits` independent random bits each.
 
     `bits` is at most 31; with 31 on TensorFlow the range stops one short, at
     2**31 - 2 (int32's largest exclusive bound), which leaves the low 16 bits
     uniform to within 2**-31. On JAX these are the top `bits` bits of one
-    threefry word. `unpacked=True` says that the caller splits each integer
-    into many values (see `_words`).
+    `jax.random.bits` threefry word.
     """
     maxval = min(2**bits, 2**31 - 1)
     if _is_tensorflow():
         return _philox(shape, seed, 0, maxval, "int32")
     if keras.backend.backend() == "jax":
-        # The top `bits` bits of one threefry word each (`jax.random.randint`
-        # spends two words on every bounded integer).
-        words = _words(shape, seed, unpacked=unpacked)
+        import jax
+
+        # One threefry word each (`jax.random.randint` spends two on every
+        # bounded integer), from `jax.random.bits` rather than `_words`:
+        # callers split each integer into many values (16 Rademacher signs),
+        # and XLA fuses `_words`' generator into such consumers, which then
+        # hash each word once per value they read from it.
+        words = jax.random.bits(seed.next(), shape, "uint32")
         return ops.cast(ops.right_shift(words, 32 - bits), "int32")
     return keras.random.randint(shape, 0, maxval, seed=seed, dtype="int32")
 
 
-def _words(shape, seed, unpacked=False):
+def _words(shape, seed):
     """32 random bits per element (JAX: uint32 from threefry; TensorFlow: int32 from Philox).
 
     On JAX the words come from XLA's own threefry generator
     (`RngBitGenerator`), the threefry2x32 of `jax.random.bits`, which XLA's
-    CPU code runs about three times as fast, except with `unpacked=True`:
-    XLA fuses that generator's expansion into its consumers, which then
-    compute each word once per value they read from it, 16 times for
-    Rademacher signs; `jax.random.bits`'s words are written out first.
+    CPU code runs about three times as fast.
     """
     if _is_tensorflow():
         # No bounds: every int32 value, all 32 bits random.
         return _philox(shape, seed, None, None, "int32")
     import jax
 
-    if unpacked:
-        return jax.random.bits(seed.next(), shape, "uint32")
     key = ops.cast(seed.next(), "uint32")
     state = ops.concatenate([key, ops.zeros((2,), "uint32")])
     return jax.lax.rng_bit_generator(
@@ -312,7 +313,7 @@ def coarse_normal(shape, seed, dtype="float32", stddev=1.0):
 def rademacher(shape, seed, dtype="float32"):
     """Independent +-1 signs of `shape`, drawn as integers (never floats)."""
     size = _num_elements(shape)
-    words = random_bits(((size + 15) // 16, 1), seed, 16, unpacked=True)
+    words = random_bits(((size + 15) // 16, 1), seed, 16)
     bits = ops.bitwise_and(ops.right_shift(words, ops.arange(16, dtype="int32")), 1)
     bits = ops.reshape(bits, (-1,))[:size]
     return ops.reshape(ops.cast(2 * bits - 1, dtype), shape)
