@@ -35,9 +35,10 @@ def _tensorflow_sees_accelerator():
 def _sums_as_matvec(x):
     if keras.backend.backend() != "tensorflow" or not _compat.xla_compiles():
         return False
-    if len(x.shape) < 2 or x.shape[-1] is None or x.shape[-1] < _MIN_COLUMNS:
+    shape = tuple(x.shape)
+    if len(shape) < 2 or None in shape:
         return False
-    if any(d is None for d in x.shape) or math.prod(x.shape) < _MIN_SIZE:
+    if shape[-1] < _MIN_COLUMNS or math.prod(shape) < _MIN_SIZE:
         return False
     return not _tensorflow_sees_accelerator()
 
