@@ -7,19 +7,6 @@ from keras_stochastic import _reductions
 from tests import testing
 
 
-def _compiled(fn):
-    """`fn` compiled by XLA (`tf.function(jit_compile=True)`, `jax.jit`)."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True)
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    pytest.skip("no XLA compilation on this backend")
-
-
 @pytest.mark.parametrize(
     "shape",
     [(300, 200), (3, 3, 32, 128), (40000, 10), (7,), (64, 64)],
@@ -34,7 +21,7 @@ def test_total_is_the_sum_of_all_entries(shape, compiled):
         # Squared inside the function: XLA sees a producer, as in the KL.
         return _reductions.total(ops.square(x))
 
-    fn = _compiled(total) if compiled else total
+    fn = testing.xla_compiled(total) if compiled else total
     got = float(testing.to_numpy(fn(ops.convert_to_tensor(x))))
     expected = float(np.sum(x.astype("float64") ** 2))
     # float32 sums of n positive terms: relative error well under n * 2**-24.
@@ -50,7 +37,7 @@ def test_matvec_only_under_tensorflow_xla_on_cpu():
         return ops.sum(x)
 
     probe(ops.convert_to_tensor(big))
-    _compiled(probe)(ops.convert_to_tensor(big))
+    testing.xla_compiled(probe)(ops.convert_to_tensor(big))
     # Eagerly never; under XLA on TensorFlow's CPU only (JAX's XLA reduces
     # at memory speed, and so does a GPU).
     assert seen[0] is False

@@ -78,6 +78,11 @@ def test_normal_table_is_a_unit_normal_quantization():
 def _compiled_normal(shape, seed, **kwargs):
     """`rng.normal` (or `coarse_normal`, with `stddev`) as XLA compiles it."""
     draw = rng.coarse_normal if "stddev" in kwargs else rng.normal
+    return _compiled(draw, shape, seed, **kwargs)
+
+
+def _compiled(draw, shape, seed, **kwargs):
+    """`draw(shape, seed, **kwargs)` as XLA compiles it."""
     if testing.BACKEND == "tensorflow":
         import tensorflow as tf
 
@@ -134,26 +139,11 @@ def test_table_draw_seeding_shapes_and_scale():
     np.testing.assert_allclose(testing.to_numpy(scaled), 0.5 * testing.to_numpy(unit))
 
 
-def _compiled_words(shape, seed):
-    """`rng._words` as XLA compiles it (with integer views of both backends' words)."""
-    if testing.BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda: rng._words(shape, seed), jit_compile=True)()
-    if testing.BACKEND == "jax":
-        import jax
-
-        return jax.jit(lambda state: rng._words(shape, rng.PredrawnSeed(state)))(
-            seed.next()
-        )
-    pytest.skip("XLA-compiled draws are JAX and TensorFlow's")
-
-
 def test_random_words_are_uniform_bits_and_fresh_per_draw():
     n = 500_000
     generator = keras.random.SeedGenerator(21)
-    first = testing.to_numpy(_compiled_words((n,), generator)).astype("uint32")
-    second = testing.to_numpy(_compiled_words((n,), generator)).astype("uint32")
+    first = testing.to_numpy(_compiled(rng._words, (n,), generator)).astype("uint32")
+    second = testing.to_numpy(_compiled(rng._words, (n,), generator)).astype("uint32")
     bits = (first[:, None] >> np.arange(32, dtype="uint32")) & 1
     # Every one of the 32 bits is balanced (5 binomial standard errors).
     assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 5 * 0.5 / np.sqrt(n))

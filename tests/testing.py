@@ -49,6 +49,19 @@ def sample_tolerance(std, n, sigmas=5.0):
     return sigmas * std / np.sqrt(n)
 
 
+def xla_compiled(fn):
+    """`fn` compiled by XLA: `tf.function(jit_compile=True)` or `jax.jit`."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True)
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(fn)
+    pytest.skip(f"no XLA compilation on backend {BACKEND}")
+
+
 def gradients(fn, *args, compiled=False):
     """Gradients of the scalar `fn(*args)` w.r.t. each NumPy argument.
 
@@ -66,13 +79,13 @@ def gradients(fn, *args, compiled=False):
             return tape.gradient(value, list(tensors))
 
         if compiled:
-            value_and_gradients = tf.function(value_and_gradients, jit_compile=True)
+            value_and_gradients = xla_compiled(value_and_gradients)
         grads = value_and_gradients(*[tf.constant(a) for a in args])
         return [np.asarray(g) for g in grads]
     if BACKEND == "jax":
         import jax
 
         gradient = jax.grad(lambda *a: fn(*a), argnums=tuple(range(len(args))))
-        grads = (jax.jit(gradient) if compiled else gradient)(*args)
+        grads = (xla_compiled(gradient) if compiled else gradient)(*args)
         return [np.asarray(g) for g in grads]
     pytest.skip(f"no gradient helper for backend {BACKEND}")
